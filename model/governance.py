@@ -1,0 +1,240 @@
+"""``ReleaseVote`` governance: propose, vote, tally, activate; the signer view.
+
+Rules (see ``../shared/reference/release-flow-semantics.md``):
+
+- A proposal is validated completely before anything is persisted: the build hash
+  and every attestation parse; the threshold (default: the size of the configured
+  signer set) lies in 1..len(set); the signatures verify against the configured
+  signers, each key counted once. A proposal whose valid distinct attestations fall
+  short is rejected and counts ``release_quorum_fail_total`` once. A known build hash
+  cannot be proposed again.
+- Votes carry voter, weight (stake) and choice (yes/no/abstain); a later vote by the
+  same voter replaces the earlier one; votes after the deadline epoch are refused.
+  Each vote counts ``release_votes_total{choice}``.
+- Tallying at or after the deadline activates the release when yes weight >= the
+  proposal's vote quorum **and** yes > no (ties do not pass); otherwise rejects it.
+  Activation publishes the hash with its quorum data and activation epoch.
+
+Time is passed in as an epoch number; nothing here reads a clock. Imports only
+``model.crypto``, ``model.errors``, ``model.quorum`` and ``model.store``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from model.crypto import parse_hash
+from model.errors import (
+    DuplicateRelease,
+    MalformedInput,
+    QuorumError,
+    UnknownProposal,
+    VoteRefused,
+)
+from model.quorum import Attestation, QuorumResult, evaluate_quorum, threshold_problem
+from model.store import CHOICES, ApprovedRelease, GovernanceStore, Proposal, Vote
+
+QUORUM_FAIL = "release_quorum_fail_total"
+VOTES = "release_votes_total"
+INSTALLS = "release_installs_total"
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The weights on a proposal and the outcome of counting them."""
+
+    proposal_id: int
+    yes: float
+    no: float
+    abstain: float
+    vote_quorum: float
+    status: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "activated"
+
+
+def evaluate_submission(
+    build_hash: str,
+    attestations: Sequence[Attestation],
+    signer_set: Sequence[str],
+    threshold: int | None,
+) -> QuorumResult:
+    """The pure quorum evaluation governance applies to a submission (never raises)."""
+    effective = len(set(k.lower() for k in signer_set)) if threshold is None else threshold
+    return evaluate_quorum(build_hash, attestations, signer_set, effective)
+
+
+def propose_release(
+    store: GovernanceStore,
+    *,
+    build_hash: str,
+    attestations: Sequence[Attestation],
+    signer_set: Sequence[str],
+    threshold: int | None = None,
+    proposer: str,
+    epoch: int,
+    vote_period_epochs: int = 0,
+    vote_quorum: float = 1.0,
+) -> Proposal:
+    """Validate and persist a ``ReleaseVote`` proposal; returns it with status ``open``.
+
+    Raises ``MalformedInput`` (bad hash), ``QuorumError`` (short quorum or unusable
+    threshold; counted in ``release_quorum_fail_total`` when signatures fall short),
+    ``DuplicateRelease`` (hash already proposed).
+    """
+    build_hash = parse_hash(build_hash, "--hash")
+    if vote_period_epochs < 0:
+        raise MalformedInput(f"vote period: must be >= 0 epochs, got {vote_period_epochs}")
+    if not vote_quorum >= 0:
+        raise MalformedInput(f"vote quorum: must be >= 0, got {vote_quorum}")
+    trusted = tuple(dict.fromkeys(k.lower() for k in signer_set))
+    effective = len(trusted) if threshold is None else threshold
+    problem = threshold_problem(effective, len(trusted))
+    if problem is not None:
+        raise QuorumError(f"ReleaseVote for {build_hash[:16]}… refused: {problem}")
+    if store.find_proposal(build_hash) is not None:
+        raise DuplicateRelease(f"build {build_hash} has already been proposed")
+    result = evaluate_quorum(build_hash, attestations, trusted, effective)
+    if not result.met:
+        store.increment(QUORUM_FAIL)
+        raise QuorumError(f"ReleaseVote for {build_hash[:16]}… refused: {result.describe()}")
+    valid = frozenset(result.valid)
+    kept: dict[str, Attestation] = {}
+    for attestation in attestations:
+        key = attestation.signer.lower()
+        if key in valid and key not in kept:
+            kept[key] = Attestation(key, attestation.signature.lower())
+    proposal_id = store.insert_proposal(
+        build_hash=build_hash,
+        proposer=proposer,
+        threshold=effective,
+        signer_set=trusted,
+        attestations=tuple(kept.values()),
+        created_epoch=epoch,
+        deadline_epoch=epoch + vote_period_epochs,
+        vote_quorum=vote_quorum,
+    )
+    proposal = store.get_proposal(proposal_id)
+    assert proposal is not None
+    return proposal
+
+
+def _require_proposal(store: GovernanceStore, proposal_id: int) -> Proposal:
+    proposal = store.get_proposal(proposal_id)
+    if proposal is None:
+        raise UnknownProposal(f"--id: no proposal with id {proposal_id}")
+    return proposal
+
+
+def cast_vote(
+    store: GovernanceStore,
+    proposal_id: int,
+    *,
+    voter: str,
+    weight: float,
+    choice: str,
+    epoch: int,
+) -> Vote:
+    """Record ``voter``'s vote (replacing an earlier one); counts ``release_votes_total``."""
+    if choice not in CHOICES:
+        raise MalformedInput(f"--choice: must be one of {', '.join(CHOICES)}, got {choice!r}")
+    if not (weight >= 0 and weight != float("inf")):
+        raise MalformedInput(f"--weight: must be a finite number >= 0, got {weight}")
+    if not voter:
+        raise MalformedInput("--voter: must not be empty")
+    vote = Vote(proposal_id, voter, float(weight), choice, epoch)
+    with store.transaction():
+        proposal = _require_proposal(store, proposal_id)
+        if proposal.status != "open":
+            raise VoteRefused(f"proposal {proposal_id} is {proposal.status}; voting is closed")
+        if epoch > proposal.deadline_epoch:
+            raise VoteRefused(
+                f"proposal {proposal_id}: vote at epoch {epoch} is after the deadline "
+                f"epoch {proposal.deadline_epoch}"
+            )
+        store.put_vote(vote)
+        store.increment(VOTES, choice=choice)
+    return vote
+
+
+def count_votes(proposal: Proposal, votes: Sequence[Vote]) -> Tally:
+    """Pure tally: activated when yes >= vote quorum and yes > no, else rejected."""
+    weights = {c: 0.0 for c in CHOICES}
+    for vote in votes:
+        weights[vote.choice] += vote.weight
+    yes, no = weights["yes"], weights["no"]
+    passed = yes >= proposal.vote_quorum and yes > no
+    return Tally(
+        proposal.id, yes, no, weights["abstain"], proposal.vote_quorum,
+        "activated" if passed else "rejected",
+    )
+
+
+def tally(store: GovernanceStore, proposal_id: int, *, epoch: int) -> Tally:
+    """Count the votes at or after the deadline; activate or reject the proposal."""
+    with store.transaction():
+        proposal = _require_proposal(store, proposal_id)
+        if proposal.status != "open":
+            raise VoteRefused(f"proposal {proposal_id} is already {proposal.status}")
+        if epoch < proposal.deadline_epoch:
+            raise VoteRefused(
+                f"proposal {proposal_id}: cannot tally at epoch {epoch}, before the deadline "
+                f"epoch {proposal.deadline_epoch}"
+            )
+        result = count_votes(proposal, store.votes(proposal_id))
+        if result.passed:
+            store.set_status(proposal_id, "activated", epoch)
+            store.put_approved(
+                ApprovedRelease(
+                    build_hash=proposal.build_hash,
+                    proposal_id=proposal.id,
+                    proposer=proposal.proposer,
+                    activated_epoch=epoch,
+                    signer_set=proposal.signer_set,
+                    threshold=proposal.threshold,
+                    attestations=proposal.attestations,
+                )
+            )
+        else:
+            store.set_status(proposal_id, "rejected", None)
+    return result
+
+
+def approve_release(
+    store: GovernanceStore,
+    proposal_id: int,
+    *,
+    voter: str,
+    weight: float = 1.0,
+    epoch: int,
+) -> Proposal:
+    """Vote yes; when the deadline has been reached, tally. Returns the proposal after it."""
+    with store.transaction():
+        cast_vote(store, proposal_id, voter=voter, weight=weight, choice="yes", epoch=epoch)
+        proposal = _require_proposal(store, proposal_id)
+        if epoch >= proposal.deadline_epoch:
+            tally(store, proposal_id, epoch=epoch)
+        updated = store.get_proposal(proposal_id)
+    assert updated is not None
+    return updated
+
+
+@dataclass(frozen=True, slots=True)
+class SignerView:
+    """``gov.release_signers``: the active signers and the most recently applied threshold."""
+
+    signers: tuple[str, ...]
+    threshold: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"signers": list(self.signers), "threshold": self.threshold}
+
+
+def release_signers(store: GovernanceStore, signer_set: Sequence[str]) -> SignerView:
+    """The configured signers; threshold of the latest activation, else the set size."""
+    trusted = tuple(dict.fromkeys(k.lower() for k in signer_set))
+    latest = store.latest_threshold()
+    return SignerView(trusted, len(trusted) if latest is None else latest)
