@@ -30,7 +30,7 @@ def parse_hex(text: object, nbytes: int, what: str) -> str:
     """Return ``text`` as lowercase hex of exactly ``nbytes`` bytes, or raise naming ``what``."""
     if not isinstance(text, str):
         raise MalformedInput(f"{what}: expected a hex string, got {type(text).__name__}")
-    lowered = text.strip().lower()
+    lowered = text.lower()
     if lowered.startswith("0x"):
         raise MalformedInput(f"{what}: hex must not start with 0x: {_show(text)}")
     if not lowered or not set(lowered) <= _HEX:

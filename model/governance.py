@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from model.crypto import parse_hash
+from model.crypto import parse_hash, verify_release
 from model.errors import (
     DuplicateRelease,
     MalformedInput,
@@ -101,12 +101,21 @@ def propose_release(
     if not result.met:
         store.increment(QUORUM_FAIL)
         raise QuorumError(f"ReleaseVote for {build_hash[:16]}… refused: {result.describe()}")
+    # Store one verified attestation per counted key: the first that parses and verifies
+    # (an earlier bad signature by the same key must not be the one kept).
     valid = frozenset(result.valid)
     kept: dict[str, Attestation] = {}
     for attestation in attestations:
-        key = attestation.signer.lower()
-        if key in valid and key not in kept:
-            kept[key] = Attestation(key, attestation.signature.lower())
+        try:
+            parsed = Attestation.parse(attestation.signer, attestation.signature)
+        except MalformedInput:
+            continue
+        if (
+            parsed.signer in valid
+            and parsed.signer not in kept
+            and verify_release(parsed.signer, build_hash, parsed.signature)
+        ):
+            kept[parsed.signer] = parsed
     proposal_id = store.insert_proposal(
         build_hash=build_hash,
         proposer=proposer,

@@ -12,6 +12,7 @@ Imports only ``model.crypto`` and ``model.errors``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -91,10 +92,40 @@ def evaluate_quorum(
     signer_set: Sequence[str],
     threshold: int,
 ) -> QuorumResult:
-    """Count valid, distinct, trusted attestations of ``release:<build_hash>``. Never raises."""
-    trusted = tuple(dict.fromkeys(k.lower() for k in signer_set))
-    problem = threshold_problem(threshold, len(trusted))
+    """Count valid, distinct, trusted attestations of ``release:<build_hash>``. Never raises.
+
+    Pure, so it is memoised on its exact inputs (a simulated fleet verifies the same
+    release many times); unhashable inputs are evaluated without the cache.
+    """
     attestations = tuple(attestations)
+    signer_set = tuple(signer_set)
+    try:
+        return _evaluate_cached(build_hash, attestations, signer_set, threshold)
+    except TypeError:
+        return _evaluate(build_hash, attestations, signer_set, threshold)
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _evaluate_cached(
+    build_hash: str,
+    attestations: tuple[Attestation, ...],
+    signer_set: tuple[str, ...],
+    threshold: int,
+) -> QuorumResult:
+    return _evaluate(build_hash, attestations, signer_set, threshold)
+
+
+def _evaluate(
+    build_hash: str,
+    attestations: tuple[Attestation, ...],
+    signer_set: tuple[str, ...],
+    threshold: int,
+) -> QuorumResult:
+    try:
+        trusted = tuple(dict.fromkeys(k.lower() for k in signer_set))
+    except AttributeError:
+        return QuorumResult(threshold, (), (), (), (), "signer set must contain hex strings")
+    problem = threshold_problem(threshold, len(trusted))
     if problem is not None:
         return QuorumResult(threshold, trusted, (), trusted, (), problem)
     try:
@@ -132,5 +163,5 @@ def require_quorum(
     """``evaluate_quorum`` that raises ``QuorumError`` when the quorum is not met."""
     result = evaluate_quorum(build_hash, attestations, signer_set, threshold)
     if not result.met:
-        raise QuorumError(f"quorum not met for {build_hash[:16]}…: {result.describe()}")
+        raise QuorumError(f"quorum not met for {str(build_hash)[:16]}…: {result.describe()}")
     return result

@@ -236,6 +236,9 @@ class GovernanceStore:
         self._in_transaction = True
         try:
             yield self._db
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            raise StoreError(f"governance store {self.location}: write failed ({exc})") from None
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

@@ -1,0 +1,300 @@
+"""Overlay peer-store migration: legacy peer lists to the canonical base58-check store.
+
+Canonical peer id: base58 (Bitcoin alphabet) of the 32-byte id followed by a 4-byte
+checksum, the first 4 bytes of BLAKE3 of the id (36 bytes, at most 50 characters). Accepted
+input ids: 64 hex characters (any case; converted) or an existing base58-check id
+(decoded, length and checksum verified, kept). Anything else is malformed.
+
+Legacy input (``~/.the_block/overlay_peers.json``), detected by its first non-blank
+character:
+
+- JSON (``[`` or ``{``): a list of ids, ``{"peers": [...]}``, and in either a list whose
+  items are strings or objects carrying the id under ``"id"`` or ``"peer_id"`` (other
+  fields of an object are kept). Positions are reported as ``index N`` (0-based).
+- text: one id per line; blank lines and lines starting with ``#`` are skipped.
+  Positions are reported as ``line N`` (1-based).
+
+Output (``~/.the_block/overlay/peers.json``)::
+
+    {"version": 1, "format": "base58check-blake3", "migrated_at": <unix s>,
+     "source": "<old path>", "peers": [{"id": "<base58check>", "migrated_at": <unix s>, ...}]}
+
+Duplicates (the same id in two spellings) are kept once, first position wins. Nothing is
+written unless every id migrates; the file is written atomically (temp file in the same
+folder, fsync, ``os.replace``). Time is passed in. The base58 codec is implemented here
+(twenty lines, tested against known vectors) rather than adding a dependency.
+
+Imports only ``model.crypto`` and ``model.errors``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.crypto import blake3_hex
+from model.errors import InputError, MalformedInput
+
+ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
+PEER_ID_BYTES = 32
+CHECKSUM_BYTES = 4
+MAX_ID_CHARS = 128
+FORMAT = "base58check-blake3"
+DEFAULT_OLD = Path("~/.the_block/overlay_peers.json")
+DEFAULT_NEW = Path("~/.the_block/overlay/peers.json")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+# -- base58 ------------------------------------------------------------------------------------
+def b58encode(data: bytes) -> str:
+    """Base58 (Bitcoin alphabet); each leading zero byte becomes a leading ``1``."""
+    number = int.from_bytes(data, "big")
+    digits = []
+    while number:
+        number, rest = divmod(number, 58)
+        digits.append(ALPHABET[rest])
+    zeros = len(data) - len(data.lstrip(b"\0"))
+    return "1" * zeros + "".join(reversed(digits))
+
+
+def b58decode(text: str) -> bytes:
+    """Inverse of ``b58encode``; raises ``MalformedInput`` naming a non-base58 character."""
+    number = 0
+    for position, char in enumerate(text, 1):
+        if char not in _INDEX:
+            raise MalformedInput(f"character {char!r} at {position} is not base58")
+        number = number * 58 + _INDEX[char]
+    zeros = len(text) - len(text.lstrip("1"))
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+    return b"\0" * zeros + body
+
+
+# -- peer ids ----------------------------------------------------------------------------------
+def checksum(peer_id: bytes) -> bytes:
+    """The first 4 bytes of BLAKE3(peer id)."""
+    return bytes.fromhex(blake3_hex(peer_id))[:CHECKSUM_BYTES]
+
+
+def encode_peer_id(peer_id: bytes) -> str:
+    """The base58-check form of a 32-byte peer id."""
+    if len(peer_id) != PEER_ID_BYTES:
+        raise MalformedInput(f"peer id: expected {PEER_ID_BYTES} bytes, got {len(peer_id)}")
+    return b58encode(peer_id + checksum(peer_id))
+
+
+def decode_peer_id(text: str) -> bytes:
+    """The 32-byte id of a base58-check peer id; raises ``MalformedInput`` saying why."""
+    if len(text) > MAX_ID_CHARS:
+        raise MalformedInput(f"too long ({len(text)} characters; at most {MAX_ID_CHARS})")
+    raw = b58decode(text)
+    if len(raw) != PEER_ID_BYTES + CHECKSUM_BYTES:
+        raise MalformedInput(
+            f"decodes to {len(raw)} bytes, expected {PEER_ID_BYTES + CHECKSUM_BYTES}"
+            " (32-byte id + 4-byte checksum)"
+        )
+    peer_id, check = raw[:PEER_ID_BYTES], raw[PEER_ID_BYTES:]
+    if checksum(peer_id) != check:
+        raise MalformedInput("checksum does not match (first 4 bytes of BLAKE3 of the id)")
+    return peer_id
+
+
+def canonical_peer_id(text: object) -> tuple[str, str]:
+    """``(canonical id, "hex" | "base58")`` for a 64-hex or base58-check id; else raises."""
+    if not isinstance(text, str):
+        raise MalformedInput(f"expected a string, got {type(text).__name__}")
+    token = text.strip()
+    if not token:
+        raise MalformedInput("empty peer id")
+    if len(token) == 2 * PEER_ID_BYTES and set(token) <= _HEX:
+        return encode_peer_id(bytes.fromhex(token)), "hex"
+    canonical = encode_peer_id(decode_peer_id(token))
+    if canonical != token:  # cannot happen for a valid base58 string; kept as a guard
+        raise MalformedInput("not in canonical base58 form")
+    return canonical, "base58"
+
+
+# -- legacy stores -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LegacyPeer:
+    """One peer of a legacy store: where it was, its id as written, and other fields."""
+
+    position: str
+    raw_id: object
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _show(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return repr(text if len(text) <= 24 else text[:24] + "...")
+
+
+def _json_item(item: object, position: str) -> LegacyPeer:
+    if isinstance(item, str):
+        return LegacyPeer(position, item)
+    if isinstance(item, dict):
+        keys = [k for k in ("id", "peer_id") if k in item]
+        if not keys:
+            raise MalformedInput(f"{position}: object has no \"id\" or \"peer_id\" field")
+        if len(keys) == 2 and item["id"] != item["peer_id"]:
+            raise MalformedInput(f"{position}: \"id\" and \"peer_id\" disagree")
+        extra = {k: v for k, v in item.items() if k not in ("id", "peer_id")}
+        return LegacyPeer(position, item[keys[0]], extra)
+    raise MalformedInput(
+        f"{position}: expected a peer id string or an object with \"id\", got {_show(item)}"
+    )
+
+
+def read_legacy_peers(text: str) -> list[LegacyPeer]:
+    """Parse a legacy peer store (JSON or text); raises ``MalformedInput`` with a position."""
+    stripped = text.lstrip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MalformedInput(
+                f"line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
+            ) from None
+        items = document.get("peers") if isinstance(document, dict) else document
+        if not isinstance(items, list):
+            raise MalformedInput(
+                "expected a JSON list of peer ids, or an object with a \"peers\" list"
+            )
+        return [_json_item(item, f"index {i}") for i, item in enumerate(items)]
+    peers = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        token = line.strip()
+        if token and not token.startswith("#"):
+            peers.append(LegacyPeer(f"line {lineno}", token))
+    return peers
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """The canonical peers of a legacy store and what was done to get them."""
+
+    peers: tuple[dict[str, Any], ...]
+    converted_hex: int
+    kept_base58: int
+    duplicates: int
+
+
+def canonicalise_peers(legacy: list[LegacyPeer], now: float) -> Migration:
+    """Canonicalise every id; the first malformed one raises, naming its position.
+
+    The message also says how many more ids are malformed, so one run finds them all.
+    """
+    peers: dict[str, dict[str, Any]] = {}
+    counts = {"hex": 0, "base58": 0}
+    duplicates = 0
+    errors: list[str] = []
+    for peer in legacy:
+        try:
+            canonical, kind = canonical_peer_id(peer.raw_id)
+        except MalformedInput as exc:
+            errors.append(f"{peer.position}: malformed peer id {_show(peer.raw_id)}: {exc}")
+            continue
+        counts[kind] += 1
+        if canonical in peers:
+            duplicates += 1
+            continue
+        peers[canonical] = {"id": canonical, **peer.extra, "migrated_at": int(now)}
+    if errors:
+        more = f" (and {len(errors) - 1} more malformed)" if len(errors) > 1 else ""
+        raise MalformedInput(errors[0] + more)
+    return Migration(tuple(peers.values()), counts["hex"], counts["base58"], duplicates)
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """Write ``document`` as JSON to ``path`` atomically (temp file, fsync, ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    """What ``migrate_overlay_store`` wrote."""
+
+    old: Path
+    new: Path
+    peers: int
+    converted_hex: int
+    kept_base58: int
+    duplicates: int
+    migrated_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "old": str(self.old),
+            "new": str(self.new),
+            "peers": self.peers,
+            "converted_hex": self.converted_hex,
+            "kept_base58": self.kept_base58,
+            "duplicates": self.duplicates,
+            "migrated_at": self.migrated_at,
+        }
+
+
+def migrate_overlay_store(
+    old: str | Path, new: str | Path, *, now: float, force: bool = False
+) -> MigrationReport:
+    """Migrate the legacy peer store ``old`` to the canonical store ``new``.
+
+    Raises ``InputError`` (missing/unreadable ``old``, existing ``new`` without ``force``,
+    unwritable ``new``) or ``MalformedInput`` naming ``old`` and the position of a bad id.
+    Nothing is written unless every id migrates.
+    """
+    old_path, new_path = Path(old).expanduser(), Path(new).expanduser()
+    try:
+        text = old_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"legacy peer store {old_path}: does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"legacy peer store {old_path}: cannot read: {exc}") from None
+    if new_path.exists() and not force:
+        raise InputError(f"peer store {new_path}: already exists; pass --force to replace it")
+    if new_path.is_dir():
+        raise InputError(f"peer store {new_path}: is a directory")
+    try:
+        migration = canonicalise_peers(read_legacy_peers(text), now)
+    except MalformedInput as exc:
+        raise MalformedInput(f"{old_path}: {exc}") from None
+    document = {
+        "version": 1,
+        "format": FORMAT,
+        "migrated_at": int(now),
+        "source": str(old_path.resolve()),
+        "peers": list(migration.peers),
+    }
+    try:
+        write_json_atomic(new_path, document)
+    except OSError as exc:
+        raise InputError(f"peer store {new_path}: cannot write: {exc}") from None
+    return MigrationReport(
+        old_path, new_path, len(migration.peers), migration.converted_hex,
+        migration.kept_base58, migration.duplicates, int(now),
+    )
