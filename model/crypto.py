@@ -102,7 +102,7 @@ def verify_release(public_key_hex: str, build_hash: str, signature_hex: str) -> 
 
 
 class ReleaseSigner:
-    """An Ed25519 signing key that attests build hashes (build infrastructure, simulated signers)."""
+    """An Ed25519 key that attests build hashes (build infrastructure, simulated signers)."""
 
     __slots__ = ("_key", "public_key")
 

@@ -7,6 +7,8 @@
   (bad hex, wrong length), ``SignerConfigError``, ``UnknownProposal``.
 - ``SourceError``: the release source could not deliver (exit code 2); third-party
   network exceptions are wrapped in it, never leaked.
+- ``SlotError``: a local file of the node (binary, backup, staged artifact, audit log)
+  cannot be read or written (exit code 2).
 - ``StoreError``: the governance store is unusable (corrupt, foreign, newer schema)
   (exit code 2).
 
@@ -77,6 +79,13 @@ class UnknownProposal(InputError):
 
 class SourceError(ReleasesimError):
     """The release source failed: missing URL, HTTP error, timeout, too large."""
+
+    exit_code = 2
+
+
+class SlotError(ReleasesimError):
+    """A local file of the node (binary, backup, staged artifact, audit log) cannot be
+    read or written."""
 
     exit_code = 2
 

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from model.errors import ReleasesimError, RollbackUnavailable
+from model.errors import RollbackUnavailable, SlotError
 
 ENV_NODE_BINARY = "TB_NODE_BINARY"
 ENV_PREVIOUS_BINARY = "TB_PREVIOUS_BINARY"
@@ -43,13 +43,6 @@ DEFAULT_BINARY = Path("~/.the_block/bin/the-block")
 PREVIOUS_SUFFIX = ".previous"
 AUDIT_SUFFIX = ".rollback.jsonl"
 BINARY_MODE = 0o755
-
-
-class SlotError(ReleasesimError):
-    """A local file of the node (binary, backup, staged artifact, audit log) cannot be
-    read or written. Exit code 2, like other unusable input."""
-
-    exit_code = 2
 
 
 class BinarySlot(Protocol):

@@ -210,7 +210,7 @@ class GovernanceStore:
                     f"{where}: schema version {version} is newer than this releasesim "
                     f"supports ({SCHEMA_VERSION}); upgrade releasesim"
                 )
-            if not _TABLES <= tables:
+            if not tables >= _TABLES:
                 missing = ", ".join(sorted(_TABLES - tables))
                 raise StoreError(f"{where}: damaged store, missing tables: {missing}")
 
@@ -427,7 +427,7 @@ class GovernanceStore:
 
     # -- metrics -------------------------------------------------------------------
     def increment(self, name: str, by: float = 1.0, **labels: str) -> None:
-        """Add ``by`` to the counter ``name`` with ``labels`` (in its own or the open transaction)."""
+        """Add ``by`` to counter ``name`` with ``labels`` (own or enclosing transaction)."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO metrics (name, labels, value) VALUES (?, ?, ?)"
