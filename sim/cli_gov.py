@@ -1,0 +1,572 @@
+"""The ``gov`` command group: the operator CLI of the release flow, plus ``releasesim demo``.
+
+Sub-commands (same flags as the seed document; ``contract gov ...`` works verbatim)::
+
+    gov propose-release --hash H --signature S --signer K [...] [--threshold N]
+    gov approve-release --id ID [--voter ADDR] [--weight W] [--epoch E]
+    gov vote --id ID --choice yes|no|abstain [--voter ADDR] [--weight W] [--epoch E]
+    gov tally --id ID [--epoch E]
+    gov proposals
+    gov release-signers
+    gov fetch-release --hash H [--signature S --signer K ...] [--dest PATH] [--install]
+    gov boot-check [--binary PATH] [--node-id ID] [--audit-log PATH]
+    gov metrics
+
+Every sub-command takes ``--state PATH`` (else ``TB_GOV_DB_PATH``, else
+``~/.the_block/governance.db``) and ``--json``. Read-only commands, and commands that
+can only fail on an empty store, never create a missing store: they see an empty one.
+
+**Chain epoch.** The CLI has no chain to ask, so the current epoch is the wall-clock
+unix time in whole minutes (``time.time() // 60``); ``--epoch`` overrides it. A proposal
+gets ``deadline = epoch + --vote-period`` (default 0), and ``approve-release`` tallies
+as soon as ``epoch >= deadline``, so ``propose-release`` then ``approve-release`` with
+the defaults activates the release.
+
+Exit codes: 0 success, 1 refused by the rules, 2 unusable input. This module only
+parses, calls ``model`` and prints; the rules live in ``model``. Errors derived from
+``model.errors.ReleasesimError`` are turned into one line by ``sim.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from model.crypto import parse_hash
+from model.errors import (
+    InputError,
+    MalformedInput,
+    QuorumError,
+    RollbackUnavailable,
+    UnknownProposal,
+)
+from model.governance import (
+    approve_release,
+    cast_vote,
+    count_votes,
+    propose_release,
+    release_signers,
+    tally,
+)
+from model.metrics import render_prometheus
+from model.quorum import Attestation, threshold_problem
+from model.signers import load_signer_config
+from model.slot import FileAuditLog, FileSlot
+from model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlSource
+from model.store import CHOICES, GovernanceStore, Proposal
+from model.update import boot_check, ensure_release_authorized, fetch_release, install_release
+
+ENV_DB_PATH = "TB_GOV_DB_PATH"
+DEFAULT_DB_PATH = Path("~/.the_block/governance.db")
+DEFAULT_DOWNLOADS = Path("downloads")
+SECONDS_PER_EPOCH = 60
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# -- argument types -------------------------------------------------------------------
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1, got 0")
+    return value
+
+
+def _finite_non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _finite_non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0 seconds")
+    return value
+
+
+# -- shared helpers ---------------------------------------------------------------------
+def current_epoch(now: float | None = None) -> int:
+    """The CLI's chain epoch: unix time in whole minutes (documented; ``--epoch`` overrides)."""
+    return int((time.time() if now is None else now) // SECONDS_PER_EPOCH)
+
+
+def _epoch(args: argparse.Namespace) -> int:
+    return current_epoch() if args.epoch is None else int(args.epoch)
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser() or "operator"
+    except Exception:  # noqa: BLE001 - getuser raises various errors without a user entry
+        return "operator"
+
+
+def store_path(args: argparse.Namespace) -> Path:
+    """``--state``, else ``TB_GOV_DB_PATH``, else ``~/.the_block/governance.db``."""
+    if args.state:
+        return Path(args.state).expanduser()
+    env = os.environ.get(ENV_DB_PATH)
+    if env:
+        return Path(env).expanduser()
+    return DEFAULT_DB_PATH.expanduser()
+
+
+def open_store(args: argparse.Namespace, *, create: bool = False) -> GovernanceStore:
+    """Open the governance store.
+
+    A missing file is created only with ``create``; otherwise the command sees an empty
+    in-memory store and nothing is written to disk. The default folder
+    ``~/.the_block`` is created on demand; an explicit path's folder must exist.
+    """
+    path = store_path(args)
+    if not path.exists() and not create:
+        return GovernanceStore.memory()
+    if create and not path.exists() and not args.state and not os.environ.get(ENV_DB_PATH):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"governance store {path}: cannot create its folder: {exc}") from None
+    return GovernanceStore.open(path, create=create)
+
+
+def parse_attestations(
+    signers: Sequence[str] | None, signatures: Sequence[str] | None
+) -> tuple[Attestation, ...]:
+    """Pair each ``--signer`` with the ``--signature`` at the same position (strict hex)."""
+    signers = list(signers or ())
+    signatures = list(signatures or ())
+    if len(signers) != len(signatures):
+        raise MalformedInput(
+            f"{len(signers)} --signer value(s) but {len(signatures)} --signature value(s); "
+            "each --signer pairs with the --signature at the same position"
+        )
+    return tuple(
+        Attestation.parse(signer, signature, position)
+        for position, (signer, signature) in enumerate(zip(signers, signatures, strict=True), 1)
+    )
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any] | list[Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, sort_keys=False))
+    else:
+        print(text)
+
+
+def _proposal_dict(proposal: Proposal) -> dict[str, Any]:
+    return {
+        "id": proposal.id,
+        "hash": proposal.build_hash,
+        "threshold": proposal.threshold,
+        "status": proposal.status,
+        "proposer": proposal.proposer,
+        "signer_set": list(proposal.signer_set),
+        "attested_signers": [a.signer for a in proposal.attestations],
+        "created_epoch": proposal.created_epoch,
+        "deadline_epoch": proposal.deadline_epoch,
+        "vote_quorum": proposal.vote_quorum,
+        "activated_epoch": proposal.activated_epoch,
+    }
+
+
+def _weight(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+# -- governance commands ------------------------------------------------------------------
+def cmd_propose(args: argparse.Namespace) -> int:
+    build_hash = parse_hash(args.hash, "--hash")
+    attestations = parse_attestations(args.signer, args.signature)
+    config = load_signer_config()
+    epoch = _epoch(args)
+    proposer = args.proposer or _default_actor()
+    trusted = set(config.signers)
+    problem = threshold_problem(len(trusted) if args.threshold is None else args.threshold,
+                                len(trusted))
+    if problem is not None:  # refused before any store is opened (or created)
+        raise QuorumError(f"ReleaseVote for {build_hash[:16]}… refused: {problem}")
+    with open_store(args, create=True) as store:
+        proposal = propose_release(
+            store,
+            build_hash=build_hash,
+            attestations=attestations,
+            signer_set=config.signers,
+            threshold=args.threshold,
+            proposer=proposer,
+            epoch=epoch,
+            vote_period_epochs=args.vote_period,
+            vote_quorum=args.vote_quorum,
+        )
+    _emit(
+        args,
+        _proposal_dict(proposal),
+        f"proposal {proposal.id} created for build {proposal.build_hash}\n"
+        f"  attestations: {len(proposal.attestations)} valid of threshold {proposal.threshold}"
+        f" (signer set of {len(proposal.signer_set)} from {config.source})\n"
+        f"  status: {proposal.status}; votes accepted until epoch {proposal.deadline_epoch}"
+        f" (vote quorum {_weight(proposal.vote_quorum)})\n"
+        f"  next: releasesim gov approve-release --id {proposal.id}",
+    )
+    return 0
+
+
+def _existing_proposal_store(args: argparse.Namespace) -> GovernanceStore:
+    """The store for commands on an existing proposal; a missing store knows no id."""
+    path = store_path(args)
+    if not path.exists():
+        raise UnknownProposal(f"--id: no proposal with id {args.id} (store {path} does not exist)")
+    return open_store(args)
+
+
+def _status_line(proposal: Proposal) -> str:
+    if proposal.status == "activated":
+        return f"status: activated at epoch {proposal.activated_epoch}"
+    if proposal.status == "open":
+        return (
+            f"status: open until the deadline epoch {proposal.deadline_epoch}; then run"
+            f" releasesim gov tally --id {proposal.id}"
+        )
+    return "status: rejected"
+
+
+def _vote_result(
+    args: argparse.Namespace, store: GovernanceStore, proposal: Proposal, voter: str, choice: str
+) -> int:
+    counted = count_votes(proposal, store.votes(proposal.id))
+    payload = _proposal_dict(proposal)
+    payload.update(
+        voter=voter,
+        choice=choice,
+        weight=args.weight,
+        tally={"yes": counted.yes, "no": counted.no, "abstain": counted.abstain},
+    )
+    _emit(
+        args,
+        payload,
+        f"proposal {proposal.id} (build {proposal.build_hash}): {choice} vote by {voter}"
+        f" with weight {_weight(args.weight)}\n"
+        f"  votes so far: yes {_weight(counted.yes)}, no {_weight(counted.no)},"
+        f" abstain {_weight(counted.abstain)} (vote quorum {_weight(proposal.vote_quorum)})\n"
+        f"  {_status_line(proposal)}",
+    )
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    voter = args.voter or _default_actor()
+    with _existing_proposal_store(args) as store:
+        proposal = approve_release(
+            store, args.id, voter=voter, weight=args.weight, epoch=_epoch(args)
+        )
+        return _vote_result(args, store, proposal, voter, "yes")
+
+
+def cmd_vote(args: argparse.Namespace) -> int:
+    voter = args.voter or _default_actor()
+    with _existing_proposal_store(args) as store:
+        cast_vote(
+            store, args.id, voter=voter, weight=args.weight, choice=args.choice,
+            epoch=_epoch(args),
+        )
+        proposal = store.get_proposal(args.id)
+        assert proposal is not None
+        return _vote_result(args, store, proposal, voter, args.choice)
+
+
+def cmd_tally(args: argparse.Namespace) -> int:
+    with _existing_proposal_store(args) as store:
+        result = tally(store, args.id, epoch=_epoch(args))
+        proposal = store.get_proposal(args.id)
+    assert proposal is not None
+    payload = _proposal_dict(proposal)
+    payload["tally"] = {"yes": result.yes, "no": result.no, "abstain": result.abstain}
+    _emit(
+        args,
+        payload,
+        f"proposal {proposal.id} (build {proposal.build_hash}) tallied: yes {_weight(result.yes)},"
+        f" no {_weight(result.no)}, abstain {_weight(result.abstain)}"
+        f" (vote quorum {_weight(result.vote_quorum)})\n  {_status_line(proposal)}",
+    )
+    return 0
+
+
+def cmd_proposals(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        proposals = store.proposals()
+    if args.json:
+        print(json.dumps([_proposal_dict(p) for p in proposals], indent=2))
+        return 0
+    if not proposals:
+        print("no proposals")
+        return 0
+    print(f"{'id':>4}  {'status':<9}  {'threshold':>9}  {'deadline':>9}  {'proposer':<12}  hash")
+    for p in proposals:
+        print(
+            f"{p.id:>4}  {p.status:<9}  {p.threshold:>4} of {len(p.signer_set):<2}"
+            f"  {p.deadline_epoch:>9}  {p.proposer[:12]:<12}  {p.build_hash}"
+        )
+    return 0
+
+
+def cmd_release_signers(args: argparse.Namespace) -> int:
+    """``gov.release_signers``: always JSON, as the seed's JSON-RPC method returns it."""
+    config = load_signer_config()
+    with open_store(args) as store:
+        view = release_signers(store, config.signers)
+    print(json.dumps(view.to_dict(), indent=2 if args.json else None))
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        if args.json:
+            counters = [
+                {"name": name, "labels": labels, "value": value}
+                for name, labels, value in store.counters()
+            ]
+            print(json.dumps(counters, indent=2))
+        else:
+            sys.stdout.write(render_prometheus(store))
+    return 0
+
+
+# -- update commands ----------------------------------------------------------------------
+def _node_id(args: argparse.Namespace) -> str:
+    return args.node_id or socket.gethostname() or "node"
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    build_hash = parse_hash(args.hash, "--hash")
+    attestations: tuple[Attestation, ...] | None = parse_attestations(args.signer, args.signature)
+    dest = Path(args.dest) if args.dest else DEFAULT_DOWNLOADS / f"{build_hash}.bin"
+    source = UrlSource.from_env()
+    slot = FileSlot.resolve(args.binary) if args.install else None
+    with open_store(args) as store:
+        approved = store.get_approved(build_hash)
+        if slot is not None:
+            ensure_release_authorized(store, build_hash)  # refuse before downloading
+        signer_set: tuple[str, ...] = ()
+        threshold: int | None = args.threshold
+        if attestations:
+            signer_set = load_signer_config().signers
+            if threshold is None and approved is not None:
+                threshold = approved.threshold
+            if threshold is None:
+                threshold = len(signer_set)
+            check = f"quorum of {threshold} over the given attestations and configured signers"
+        elif approved is not None:
+            attestations = approved.attestations
+            signer_set = approved.signer_set
+            threshold = approved.threshold if threshold is None else threshold
+            check = f"quorum of {threshold} over the attestations governance approved"
+        else:
+            attestations, threshold = None, None
+            check = "digest check only (no attestations given and the build is not approved)"
+        release = fetch_release(
+            build_hash,
+            attestations,
+            source=source,
+            signer_set=signer_set,
+            threshold=threshold,
+            dest=dest,
+            timeout=args.timeout,
+            max_bytes=args.max_bytes,
+        )
+        valid = list(release.quorum.valid) if release.quorum is not None else []
+        payload: dict[str, Any] = {
+            "hash": release.hash,
+            "path": str(release.path),
+            "size": len(release.bytes),
+            "verified": check,
+            "valid_signers": valid,
+            "installed": False,
+        }
+        lines = [
+            f"fetched {source.url_for(release.hash)}",
+            f"  BLAKE3 digest verified; {check}"
+            + (f": {len(valid)} valid" if release.quorum is not None else ""),
+            f"  saved {len(release.bytes)} bytes to {release.path}",
+        ]
+        if slot is not None:
+            node_id = _node_id(args)
+            record = install_release(store, slot, release, node_id=node_id, now=time.time())
+            payload.update(
+                installed=True, binary=str(slot.binary), backup=str(slot.backup),
+                node_id=node_id, install_ts=record.ts,
+            )
+            lines.append(
+                f"  installed into {slot.binary} for node {node_id}"
+                f" (previous binary kept at {slot.backup})"
+            )
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_boot_check(args: argparse.Namespace) -> int:
+    slot = FileSlot.resolve(args.binary)
+    audit = FileAuditLog.resolve(args.audit_log, binary=slot.binary)
+    with open_store(args) as store:
+        try:
+            result = boot_check(
+                store, slot, node_id=_node_id(args), now=time.time(), audit=audit, started=True
+            )
+        except RollbackUnavailable as exc:
+            raise RollbackUnavailable(f"boot refused: {slot.binary}: {exc}") from None
+    payload: dict[str, Any] = {
+        "ok": result.ok,
+        "hash": result.build_hash,
+        "binary": str(slot.binary),
+        "reason": result.reason,
+        "rollback": None if result.rollback is None else result.rollback.to_dict(),
+        "audit_log": None if result.rollback is None else str(audit.path),
+    }
+    if result.ok:
+        _emit(args, payload, f"boot allowed: {slot.binary} is approved build {result.build_hash}")
+        return 0
+    restored = result.rollback.restored_hash if result.rollback else None
+    text = (
+        f"boot refused: {slot.binary} is build {result.build_hash} ({result.reason});"
+        f" rolled back to {restored} from {slot.backup}; audit record appended to {audit.path}"
+    )
+    if args.json:
+        _emit(args, payload, text)
+    print(f"error: {text}", file=sys.stderr)
+    return 1
+
+
+# -- registration ---------------------------------------------------------------------------
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state",
+        metavar="PATH",
+        help=f"governance store (else ${ENV_DB_PATH}, else {DEFAULT_DB_PATH})",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    return common
+
+
+def _add_attestation_flags(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--signature", action="append", required=required, metavar="SIG",
+        help="hex Ed25519 signature over release:<hash> (repeat; pairs with --signer in order)",
+    )
+    parser.add_argument(
+        "--signer", action="append", required=required, metavar="PUBKEY",
+        help="hex Ed25519 public key of a configured release signer (repeat)",
+    )
+    parser.add_argument(
+        "--threshold", type=_positive_int, metavar="N",
+        help="required valid distinct attestations (default: the signer set size)",
+    )
+
+
+def _add_epoch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--epoch", type=_non_negative_int, metavar="E",
+        help="chain epoch (default: unix time // 60)",
+    )
+
+
+def _add_voter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--voter", metavar="ADDR", help="voter address (default: your user name)")
+    parser.add_argument(
+        "--weight", type=_finite_non_negative, default=1.0, metavar="W",
+        help="voting weight / stake (default 1)",
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``gov`` group and the ``demo`` command to the top-level sub-parsers."""
+    common = _common()
+    gov = sub.add_parser("gov", help="release governance and update (operator CLI)")
+    cmds = gov.add_subparsers(dest="command", metavar="COMMAND", parser_class=type(gov))
+    cmds.required = True
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        parser = cmds.add_parser(name, parents=[common], help=help_text, description=help_text)
+        parser.set_defaults(func=handler)
+        return parser
+
+    p = add("propose-release", cmd_propose, "submit a ReleaseVote proposal for a signed build")
+    p.add_argument("--hash", required=True, metavar="H", help="BLAKE3 build hash (64 hex)")
+    _add_attestation_flags(p, required=False)
+    p.add_argument("--proposer", metavar="ADDR", help="proposer address (default: your user name)")
+    _add_epoch(p)
+    p.add_argument(
+        "--vote-period", type=_non_negative_int, default=0, metavar="EPOCHS",
+        help="epochs until the vote deadline (default 0: approve-release tallies at once)",
+    )
+    p.add_argument(
+        "--vote-quorum", type=_finite_non_negative, default=1.0, metavar="WEIGHT",
+        help="yes weight needed to activate (default 1)",
+    )
+
+    p = add("approve-release", cmd_approve, "vote yes on a proposal; tallies at the deadline")
+    p.add_argument("--id", type=_positive_int, required=True, metavar="ID")
+    _add_voter(p)
+    _add_epoch(p)
+
+    p = add("vote", cmd_vote, "cast a yes/no/abstain vote on a proposal (no tally)")
+    p.add_argument("--id", type=_positive_int, required=True, metavar="ID")
+    p.add_argument("--choice", required=True, choices=CHOICES)
+    _add_voter(p)
+    _add_epoch(p)
+
+    p = add("tally", cmd_tally, "count the votes at or after the deadline; activate or reject")
+    p.add_argument("--id", type=_positive_int, required=True, metavar="ID")
+    _add_epoch(p)
+
+    add("proposals", cmd_proposals, "list the proposals in the store")
+    add("release-signers", cmd_release_signers, "the configured signers and latest threshold")
+
+    p = add("fetch-release", cmd_fetch, "download <hash>.bin from $TB_RELEASE_SOURCE_URL, verify")
+    p.add_argument("--hash", required=True, metavar="H", help="BLAKE3 build hash (64 hex)")
+    _add_attestation_flags(p, required=False)
+    p.add_argument("--dest", metavar="PATH", help="where to save (default ./downloads/<hash>.bin)")
+    p.add_argument("--install", action="store_true", help="install into the node binary slot")
+    p.add_argument("--binary", metavar="PATH", help="node binary (else $TB_NODE_BINARY)")
+    p.add_argument("--node-id", metavar="ID", help="node id recorded with the install (hostname)")
+    p.add_argument(
+        "--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
+        help=f"give up after S seconds (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--max-bytes", type=_positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
+        help=f"refuse artifacts larger than N bytes (default {DEFAULT_MAX_BYTES})",
+    )
+
+    p = add("boot-check", cmd_boot_check, "refuse to start an unapproved binary and roll back")
+    p.add_argument("--binary", metavar="PATH", help="node binary (else $TB_NODE_BINARY)")
+    p.add_argument("--node-id", metavar="ID", help="node id for the audit record (hostname)")
+    p.add_argument("--audit-log", metavar="PATH", help="rollback audit log (JSON lines)")
+
+    add("metrics", cmd_metrics, "Prometheus text exposition of the release counters")
+
+    from sim import demo
+
+    demo.register(sub)
