@@ -112,7 +112,14 @@ def canonical_peer_id(text: object) -> tuple[str, str]:
         raise MalformedInput("empty peer id")
     if len(token) == 2 * PEER_ID_BYTES and set(token) <= _HEX:
         return encode_peer_id(bytes.fromhex(token)), "hex"
-    canonical = encode_peer_id(decode_peer_id(token))
+    try:
+        canonical = encode_peer_id(decode_peer_id(token))
+    except MalformedInput as exc:
+        if set(token) <= _HEX:
+            raise MalformedInput(
+                f"{len(token)} hex characters, expected 64; nor base58-check ({exc})"
+            ) from None
+        raise
     if canonical != token:  # cannot happen for a valid base58 string; kept as a guard
         raise MalformedInput("not in canonical base58 form")
     return canonical, "base58"

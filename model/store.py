@@ -73,8 +73,27 @@ CREATE TABLE metrics (
     value  REAL NOT NULL,
     PRIMARY KEY (name, labels)
 );
+CREATE TRIGGER count_install AFTER INSERT ON installs BEGIN
+    INSERT INTO metrics (name, labels, value) VALUES ('release_installs_total', '', 1)
+    ON CONFLICT (name, labels) DO UPDATE SET value = value + 1;
+END;
 """
+_RECORD_INSTALL = (
+    "INSERT INTO installs (build_hash, node_id, ts) VALUES (?1, ?2, MAX(?3, COALESCE("
+    "(SELECT MAX(ts) FROM installs WHERE build_hash = ?1), ?3))) RETURNING ts"
+)
 _TABLES = frozenset({"proposals", "votes", "approved_releases", "installs", "metrics"})
+
+
+def _schema_statements() -> list[str]:
+    """The schema split into complete statements (trigger bodies hold semicolons)."""
+    statements, buffer = [], ""
+    for line in _SCHEMA.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +215,8 @@ class GovernanceStore:
                 r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             } - {"sqlite_sequence"}
             if not tables and app_id == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _schema_statements():
+                    db.execute(statement)
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 return
@@ -401,19 +419,14 @@ class GovernanceStore:
         """Record an install and count ``release_installs_total``; returns the recorded time.
 
         Install times per release never go backwards: a ``ts`` earlier than the latest
-        recorded install of the same release is recorded as that latest time.
+        recorded install of the same release is recorded as that latest time. One
+        statement (the counter moves in a trigger), so it is atomic on its own.
         """
-        with self.transaction() as db:
-            row = db.execute(
-                "SELECT MAX(ts) FROM installs WHERE build_hash = ?", (build_hash,)
-            ).fetchone()
-            recorded = ts if row[0] is None or ts >= row[0] else float(row[0])
-            db.execute(
-                "INSERT INTO installs (build_hash, node_id, ts) VALUES (?, ?, ?)",
-                (build_hash, node_id, recorded),
-            )
-            self.increment("release_installs_total")
-        return recorded
+        try:
+            row = self._db.execute(_RECORD_INSTALL, (build_hash, node_id, float(ts))).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"governance store {self.location}: write failed ({exc})") from None
+        return float(row[0])
 
     def installs(self, build_hash: str | None = None) -> list[InstallRecord]:
         if build_hash is None:

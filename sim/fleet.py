@@ -1,0 +1,365 @@
+"""The fleet: N nodes that fetch, verify, install, restart and boot-check releases.
+
+Nodes are kept small (parallel numpy arrays plus one ``MemorySlot`` per node that holds
+references to shared ``bytes``; no per-node dicts or history). A node's update is one
+SimPy process, started by the rollout dispatcher when the node has learned of the
+activation and its wave is released:
+
+1. download with ``fleet.fetch_timeout_s``, up to ``1 + fleet.max_retries`` attempts,
+   backoff ``backoff_base_s * backoff_factor**k`` between them and failover to the next
+   mirror (round-robin from a random start mirror per node); the download timing is
+   simulated around the real ``model.update.fetch_release`` call (``sim.mirrors``);
+2. verification takes ``artifact_size_mb / hash_speed_mbps`` simulated seconds (the
+   node's hash speed in MB/s), then the real ``fetch_release`` checks the digest and the
+   attestation quorum recorded with the approved release (its signer set and threshold);
+3. install through the real ``install_release`` (which calls ``ensure_release_authorized``);
+4. restart (down for ``fleet.restart_delay``), then the real ``boot_check`` with
+   ``started = rng.random() >= release.startup_failure_prob`` for the release
+   (always True for any other build); a failed start rolls back through the real
+   ``rollback_failed_startup`` (one shared ``MemoryAuditLog``), and the node restarts
+   again on the restored build (down again for ``restart_delay``). A node does not retry
+   a release it rolled back from.
+
+If a newer rollout reaches a node that is still updating, the node takes it up right
+after. The per-node outcome row is built once, at the end (``node_rows``). Every
+successful boot is checked against the store (invariant ``unapproved_boots``).
+
+Imports ``simpy``, ``numpy`` and ``model``; must not import ``reports``.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model.errors import DigestMismatch, ReleaseError, SourceError
+from model.slot import MemoryAuditLog, MemorySlot
+from model.store import ApprovedRelease, GovernanceStore
+from model.update import boot_check, fetch_release, install_release
+
+if TYPE_CHECKING:
+    from sim.rollout import Rollout
+    from sim.world import World
+
+NAN = math.nan
+MAX_BYTES = 1 << 20
+
+
+class SimReleaseStore:
+    """The ``model.update.ReleaseStore`` the nodes use: the real store, approvals cached.
+
+    ``record_install`` goes straight to the real store (it counts
+    ``release_installs_total`` and clamps install times). ``get_approved`` answers from a
+    cache of the real store's answers that the World clears after every tally (the only
+    way approvals change), so ten thousand nodes do not decode the same row each. The
+    answer is always the real store's.
+    """
+
+    __slots__ = ("store", "_approved")
+
+    def __init__(self, store: GovernanceStore) -> None:
+        self.store = store
+        self._approved: dict[str, ApprovedRelease | None] = {}
+
+    def get_approved(self, build_hash: str) -> ApprovedRelease | None:
+        try:
+            return self._approved[build_hash]
+        except KeyError:
+            approved = self.store.get_approved(build_hash)
+            self._approved[build_hash] = approved
+            return approved
+
+    def record_install(self, build_hash: str, node_id: str, ts: float) -> float:
+        return self.store.record_install(build_hash, node_id, ts)
+
+    def invalidate(self) -> None:
+        self._approved.clear()
+
+
+class Fleet:
+    """Per-node state as parallel arrays, and the node update process."""
+
+    def __init__(self, world: World, rng: np.random.Generator) -> None:
+        self.world = world
+        self.rng = rng
+        cfg = world.scenario.fleet
+        self.cfg = cfg
+        n = int(cfg.nodes)
+        self.n = n
+        self.poll_interval_s = float(cfg.poll_interval_s)
+        self.hash_speed = np.maximum(
+            np.asarray(cfg.hash_speed_mbps.sample_many(rng, n), dtype=float), 1e-9
+        )
+        interval = self.poll_interval_s
+        self.phase = rng.uniform(0.0, interval, n) if interval > 0 else np.zeros(n)
+        self.start_mirror = rng.integers(0, int(world.scenario.mirrors.count), n)
+        self.wave = np.full(n, -1, dtype=np.int32)
+        self.learned_s = np.full(n, NAN)
+        self.first_fetch_s = np.full(n, NAN)
+        self.installed_s = np.full(n, NAN)
+        self.booted_new_s = np.full(n, NAN)
+        self.rolled_back_s = np.full(n, NAN)
+        self.down_s = np.zeros(n)
+        self.fetch_attempts = np.zeros(n, dtype=np.int32)
+        self.fetch_failures = np.zeros(n, dtype=np.int32)
+        self.corrupt = np.zeros(n, dtype=np.int32)
+        self.failed_startup = np.zeros(n, dtype=np.bool_)
+        self.installed_malicious = np.zeros(n, dtype=np.bool_)
+        self.busy = bytearray(n)
+        self.pending: dict[int, Rollout] = {}
+        self.slots: list[MemorySlot] = []  # filled by setup_slots once the old build exists
+        self.audit = MemoryAuditLog()
+        self.down_starts = array("d")
+        self.down_ends = array("d")
+        self.gave_up = 0
+        self.installs_ok = 0
+        self.release_store = SimReleaseStore(world.store)
+        self.boot_times = array("d")
+        self.boot_codes = array("B")
+        self.hash_codes: dict[str | None, int] = {}
+        self.install_time_violations = 0
+
+    def setup_slots(self) -> None:
+        """Every node runs the approved previous build at time 0 (shared bytes)."""
+        previous = self.world.previous_bytes
+        self.slots = [MemorySlot(previous) for _ in range(self.n)]
+
+    def learn_times(self, activation_s: float) -> np.ndarray:
+        """Each node's first poll strictly after ``activation_s``."""
+        interval = self.poll_interval_s
+        if interval <= 0:
+            return np.full(self.n, float(activation_s))
+        k = np.floor((activation_s - self.phase) / interval) + 1.0
+        k = np.maximum(k, 0.0)
+        return self.phase + k * interval
+
+    def begin(self, node: int, rollout: Rollout) -> None:
+        """The rollout dispatcher says ``node`` may update now."""
+        if self.busy[node]:
+            self.pending[node] = rollout  # taken up when the current update ends
+            return
+        if not self._wants(node, rollout):
+            return
+        self.busy[node] = 1
+        self.world.hold()
+        self.world.process(self._update(node, rollout))
+
+    def _wants(self, node: int, rollout: Rollout) -> bool:
+        """False when the node already runs the build, or rolled back from the release."""
+        current = self.slots[node].current()
+        if current is not None and current is self.world.mirrors.artifact(rollout.build_hash):
+            return False
+        return not (rollout.kind == "new" and self.failed_startup[node])
+
+    def _finish(self, node: int) -> None:
+        """The node's update ended: take up a pending rollout, or go idle."""
+        following = self.pending.pop(node, None)
+        if following is not None and self._wants(node, following):
+            self.world.process(self._update(node, following))
+            return
+        self.busy[node] = 0
+        self.world.release_hold()
+
+    # -- the node process --------------------------------------------------------------
+    def _update(self, node: int, rollout: Rollout) -> Generator[Any, Any, None]:
+        world = self.world
+        env = world.env
+        slot = self.slots[node]
+        build_hash = rollout.build_hash
+        is_new = rollout.kind == "new"
+        scenario = world.scenario
+        cfg = self.cfg
+        rng = self.rng
+        mirrors = world.mirrors.mirrors
+        n_mirrors = len(mirrors)
+        latency = world.mirrors.latency
+        latency_zero = latency.is_zero
+        megabits = float(scenario.release.artifact_size_mb) * 8.0
+        bandwidth = scenario.mirrors.bandwidth_mbps  # Mbit/s, drawn per download
+        fetch_timeout = float(cfg.fetch_timeout_s)
+        max_retries = int(cfg.max_retries)
+        approved = rollout.approved
+        timeout = world.timeout
+        m = int(self.start_mirror[node])
+        attempts = 0
+        downloaded = None
+        if is_new and math.isnan(self.first_fetch_s[node]):
+            self.first_fetch_s[node] = env.now
+        while True:
+            attempts += 1
+            mirror = mirrors[m]
+            wait_slot = mirror.acquire()
+            if wait_slot is not None:
+                yield wait_slot
+            t0 = env.now
+            lat = 0.0 if latency_zero else float(latency.sample(rng))
+            transfer = megabits / float(bandwidth.sample(rng))
+            ok = False
+            if t0 < mirror.down_until:
+                if lat > 0:
+                    yield timeout(lat)
+            elif lat + transfer > fetch_timeout:
+                yield timeout(fetch_timeout)
+            else:
+                if lat + transfer > 0:
+                    yield timeout(lat + transfer)
+                ok = not mirror.outage_between(t0, env.now)
+            mirror.release()
+            if ok:
+                hash_s = float(scenario.release.artifact_size_mb) / float(self.hash_speed[node])
+                if hash_s > 0:
+                    yield timeout(hash_s)
+                try:
+                    downloaded = fetch_release(
+                        build_hash,
+                        approved.attestations,
+                        source=mirror,
+                        signer_set=approved.signer_set,
+                        threshold=approved.threshold,
+                        timeout=fetch_timeout if fetch_timeout > 0 else 1.0,
+                        max_bytes=MAX_BYTES,
+                    )
+                except DigestMismatch:
+                    self.corrupt[node] += 1
+                except (SourceError, ReleaseError) as exc:
+                    world.recorder.event(env.now, "fetch_refused", str(exc), node)
+            if downloaded is not None:
+                break
+            self.fetch_failures[node] += 1
+            if attempts > max_retries:
+                self.gave_up += 1
+                self.fetch_attempts[node] += attempts
+                self._finish(node)
+                return
+            backoff = float(cfg.backoff_base_s) * float(cfg.backoff_factor) ** (attempts - 1)
+            if backoff > 0:
+                yield timeout(backoff)
+            m = (m + 1) % n_mirrors
+        self.fetch_attempts[node] += attempts
+
+        node_id = f"node-{node}"
+        try:
+            record = install_release(
+                self.release_store, slot, downloaded, node_id=node_id, now=env.now
+            )
+        except ReleaseError as exc:
+            world.recorder.event(env.now, "install_refused", str(exc), node)
+            self._finish(node)
+            return
+        self.installs_ok += 1
+        if record.ts != env.now:
+            self.install_time_violations += 1
+        if is_new:
+            if math.isnan(self.installed_s[node]):
+                self.installed_s[node] = env.now
+        elif rollout.kind == "malicious":
+            self.installed_malicious[node] = True
+
+        # restart on the new binary, then the boot check
+        restart = cfg.restart_delay
+        down_from = env.now
+        if not restart.is_zero:
+            yield timeout(float(restart.sample(rng)))
+        started = rng.random() >= float(scenario.release.startup_failure_prob) if is_new else True
+        result = boot_check(
+            self.release_store, slot, node_id=node_id, now=env.now, audit=self.audit,
+            started=started,
+        )
+        if result.ok:
+            self._booted(result.build_hash, env.now)
+            self._down(node, down_from, env.now)
+            if is_new:
+                self.booted_new_s[node] = env.now
+            rollout.boot_outcome(False, env.now)
+            self._finish(node)
+            return
+        # failed start: rolled back by the real code; restart on the restored build
+        if is_new:
+            self.failed_startup[node] = True
+        if math.isnan(self.rolled_back_s[node]):
+            self.rolled_back_s[node] = env.now
+        rollout.boot_outcome(True, env.now)
+        if not restart.is_zero:
+            yield timeout(float(restart.sample(rng)))
+        result = boot_check(
+            self.release_store, slot, node_id=node_id, now=env.now, audit=self.audit,
+            started=True,
+        )
+        if result.ok:
+            self._booted(result.build_hash, env.now)
+        else:
+            world.recorder.event(env.now, "boot_failed_after_rollback", str(result.reason), node)
+        self._down(node, down_from, env.now)
+        self._finish(node)
+
+    def _booted(self, build_hash: str | None, now: float) -> None:
+        """Note a successful boot (build, time) for the ``unapproved_boots`` check."""
+        code = self.hash_codes.setdefault(build_hash, len(self.hash_codes))
+        self.boot_times.append(now)
+        self.boot_codes.append(code)
+
+    def unapproved_boots(self) -> int:
+        """Invariant: boots of a build not approved in the store at the boot's moment.
+
+        Checked against the real store's approved releases at the end: approvals are
+        append-only (nothing revokes one), so a build was approved at time ``t`` exactly
+        when it is approved now with its activation epoch starting at or before ``t``.
+        """
+        if not self.boot_times:
+            return 0
+        epoch_s = self.world.epoch_s
+        activated = {
+            a.build_hash: a.activated_epoch * epoch_s for a in self.world.store.approved_releases()
+        }
+        since = np.full(len(self.hash_codes), np.inf)
+        for build_hash, code in self.hash_codes.items():
+            if build_hash in activated:
+                since[code] = activated[build_hash]
+        times = np.frombuffer(self.boot_times, dtype=float)
+        codes = np.frombuffer(self.boot_codes, dtype=np.uint8)
+        return int(np.count_nonzero(times + 1e-6 < since[codes]))
+
+    def _down(self, node: int, start: float, end: float) -> None:
+        if end > start:
+            self.down_starts.append(start)
+            self.down_ends.append(end)
+            self.down_s[node] += end - start
+
+    # -- results ------------------------------------------------------------------------
+    def final_builds(self) -> list[str]:
+        world = self.world
+        names = {world.previous_hash: "old"}
+        if world.release.build_hash:
+            names[world.release.build_hash] = "new"
+        if world.adversary.build_hash:
+            names[world.adversary.build_hash] = "malicious"
+        by_id = {}
+        for mirror_hash, data in world.mirrors.mirrors[0].artifacts.items():
+            by_id[id(data)] = names.get(mirror_hash, "other")
+        return [by_id.get(id(slot.current()), "other") for slot in self.slots]
+
+    def node_rows(self) -> list[tuple]:
+        rep = self.world.replication
+        finals = self.final_builds()
+        columns = zip(
+            self.wave.tolist(),
+            self.hash_speed.tolist(),
+            self.learned_s.tolist(),
+            self.first_fetch_s.tolist(),
+            self.fetch_attempts.tolist(),
+            self.fetch_failures.tolist(),
+            self.corrupt.tolist(),
+            self.installed_s.tolist(),
+            self.booted_new_s.tolist(),
+            self.failed_startup.tolist(),
+            self.rolled_back_s.tolist(),
+            self.down_s.tolist(),
+            self.installed_malicious.tolist(),
+            finals,
+            strict=True,
+        )
+        return [(rep, i, *row) for i, row in enumerate(columns)]

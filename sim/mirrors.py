@@ -1,0 +1,169 @@
+"""Simulated release mirrors: the ``model.source.ReleaseSource`` the fleet fetches from.
+
+``SimMirror.fetch`` is what the real ``model.update.fetch_release`` calls: it returns the
+published bytes instantly, or, with probability ``mirrors.corruption_prob``, a copy with
+one real flipped byte, which the real BLAKE3 check in ``fetch_release`` then catches.
+The *timing* lives in SimPy around that call (in ``sim.fleet``): ``capacity``
+concurrent downloads per mirror (a FIFO counting semaphore), a latency draw, a
+transfer time of ``artifact_size_mb * 8 / bandwidth_mbps`` seconds (bandwidth drawn per
+download), outages (a Poisson process of ``outage_rate_per_h`` per mirror with durations
+from ``outage_duration``; with probability ``correlated_outage_prob`` an outage hits
+every mirror at once). A download
+fails when its mirror is down when it starts (after the latency), when an outage starts
+while it transfers, or when it would exceed ``fleet.fetch_timeout_s`` (after the timeout).
+
+Imports ``simpy``, ``numpy``, ``model.errors``; must not import ``reports``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from model.errors import SourceError
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+OK, DOWN, TIMEOUT = 0, 1, 2
+
+
+class SimMirror:
+    """One mirror: published artifacts, outage state and a download-slot resource."""
+
+    __slots__ = (
+        "index",
+        "artifacts",
+        "rng",
+        "corruption_prob",
+        "capacity",
+        "in_use",
+        "waiting",
+        "env",
+        "down_until",
+        "outage_starts",
+        "corrupted",
+        "fetches",
+    )
+
+    def __init__(
+        self, index: int, env: simpy.Environment, capacity: int, corruption_prob: float,
+        rng: np.random.Generator,
+    ) -> None:
+        self.index = index
+        self.artifacts: dict[str, bytes] = {}
+        self.rng = rng
+        self.corruption_prob = corruption_prob
+        self.env = env
+        self.capacity = capacity
+        self.in_use = 0
+        self.waiting: deque[simpy.Event] = deque()
+        self.down_until = 0.0
+        self.outage_starts: list[float] = []
+        self.corrupted = 0
+        self.fetches = 0
+
+    def publish(self, build_hash: str, data: bytes) -> None:
+        self.artifacts[build_hash] = data
+
+    def acquire(self) -> simpy.Event | None:
+        """Take a download slot: None when one is free now, else an event to wait for.
+
+        A FIFO counting semaphore (the semantics of ``simpy.Resource``), cheaper for the
+        common uncontended case because a free slot costs no event at all.
+        """
+        if self.in_use < self.capacity:
+            self.in_use += 1
+            return None
+        event = self.env.event()
+        self.waiting.append(event)
+        return event
+
+    def release(self) -> None:
+        """Free a slot, handing it straight to the first waiter if there is one."""
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            self.in_use -= 1
+
+    def fetch(self, build_hash: str, *, timeout: float, max_bytes: int) -> bytes:
+        """The published bytes (possibly with one flipped byte); ``SourceError`` if unknown."""
+        self.fetches += 1
+        data = self.artifacts.get(build_hash.lower())
+        if data is None:
+            raise SourceError(f"mirror {self.index}: no artifact for {build_hash[:16]}…")
+        if len(data) > max_bytes:
+            raise SourceError(f"mirror {self.index}: artifact larger than {max_bytes} bytes")
+        if self.corruption_prob > 0 and self.rng.random() < self.corruption_prob:
+            self.corrupted += 1
+            damaged = bytearray(data)
+            position = int(self.rng.integers(len(damaged)))
+            damaged[position] ^= 1 << int(self.rng.integers(8))
+            return bytes(damaged)
+        return data
+
+    def outage_between(self, start: float, end: float) -> bool:
+        """True when an outage started in ``(start, end]``."""
+        starts = self.outage_starts
+        return bool(starts) and bisect.bisect_right(starts, start) < bisect.bisect_right(
+            starts, end
+        )
+
+
+class Mirrors:
+    """The mirror set, its outage process and the timed download around ``fetch``."""
+
+    def __init__(self, world: World, rng: np.random.Generator) -> None:
+        self.world = world
+        self.rng = rng
+        cfg = world.scenario.mirrors
+        self.cfg = cfg
+        count = int(cfg.count)
+        child_seeds = rng.bit_generator.seed_seq.spawn(count)  # type: ignore[attr-defined]
+        self.mirrors = [
+            SimMirror(
+                i, world.env, int(cfg.capacity), float(cfg.corruption_prob),
+                np.random.Generator(np.random.PCG64(child_seeds[i])),
+            )
+            for i in range(count)
+        ]
+        self.latency = cfg.latency
+        self.outage_duration = cfg.outage_duration
+        self.outages = 0
+
+    def publish(self, build_hash: str, data: bytes) -> None:
+        for mirror in self.mirrors:
+            mirror.publish(build_hash, data)
+
+    def artifact(self, build_hash: str) -> bytes | None:
+        """The published (uncorrupted) bytes of ``build_hash``, shared by every mirror."""
+        return self.mirrors[0].artifacts.get(build_hash) if self.mirrors else None
+
+    def start(self) -> None:
+        rate_per_s = float(self.cfg.outage_rate_per_h) / 3600.0 * len(self.mirrors)
+        if rate_per_s > 0 and not self.outage_duration.is_zero:
+            self.world.process(self._outages(rate_per_s))
+
+    def _outages(self, rate_per_s: float) -> Generator[Any, Any, None]:
+        world, rng, env = self.world, self.rng, self.world.env
+        correlated = float(self.cfg.correlated_outage_prob)
+        while True:
+            yield world.timeout(float(rng.exponential(1.0 / rate_per_s)))
+            now = env.now
+            duration = float(self.outage_duration.sample(rng))
+            if correlated > 0 and rng.random() < correlated:
+                hit = self.mirrors
+            else:
+                hit = [self.mirrors[int(rng.integers(len(self.mirrors)))]]
+            for mirror in hit:
+                mirror.down_until = max(mirror.down_until, now + duration)
+                mirror.outage_starts.append(now)
+            self.outages += 1
+            world.recorder.event(
+                now, "outage", "all" if len(hit) > 1 else f"mirror {hit[0].index}", duration
+            )

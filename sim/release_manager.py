@@ -1,0 +1,155 @@
+"""The release manager: builds the release, collects attestations, submits the proposal.
+
+At ``release.build_at_s`` a build is produced as real bytes with a real BLAKE3 hash and
+published to the mirrors. Signers of the configured set that are online attest after a
+signing delay (``signers.signing_delay``); offline ones attest when they come back online
+(the pool's online listener); keys added by a rotation attest like the others. Once the
+valid attestations from the *current* configured set reach the *current* threshold, a
+validator submits, after ``governance.submit_delay``, through the real
+``model.governance.propose_release``. If a rotation (or a threshold change) left the
+collected attestations short in between, the real code refuses it with ``QuorumError``
+(counting ``release_quorum_fail_total``); the refusal is recorded and collection resumes.
+The accepted proposal goes to the validators (``sim.validators``).
+
+Imports ``model`` and ``numpy``; must not import ``reports``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model.errors import QuorumError
+from model.governance import propose_release
+from model.quorum import Attestation
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+
+class ReleaseManager:
+    """The legitimate release: build, attestations, proposal attempts, outcome times."""
+
+    def __init__(self, world: World, rng: np.random.Generator) -> None:
+        self.world = world
+        self.rng = rng
+        self.build_hash: str | None = None
+        self.data: bytes | None = None
+        self.build_s = math.nan
+        self.quorum_available_at_build: bool | None = None
+        self.attestations: dict[int, Attestation] = {}  # signer index -> attestation
+        self.signing: set[int] = set()
+        self.submitting = False
+        self.proposed = False
+        self.attempts = 0
+        self.quorum_s = math.nan
+        self.proposal_s = math.nan
+        self.activation_s = math.nan
+        self.rejected = False
+
+    def run(self) -> Generator[Any, Any, None]:
+        world = self.world
+        cfg = world.scenario.release
+        build_at = float(cfg.build_at_s)
+        if build_at > 0:
+            yield world.timeout(build_at)
+        from sim.world import make_artifact
+
+        self.data, self.build_hash = make_artifact(self.rng, "release")
+        self.build_s = world.env.now
+        world.mirrors.publish(self.build_hash, self.data)
+        pool = world.signers
+        self.quorum_available_at_build = pool.online_in_set() >= pool.threshold_now()
+        world.recorder.event(
+            self.build_s, "build", self.build_hash, float(pool.online_in_set())
+        )
+        pool.online_listeners.append(self._signer_online)
+        pool.config_listeners.append(self._check_quorum)
+        for index in list(pool.configured):
+            if pool.online[index]:
+                self._signer_online(index)
+
+    # -- attestations ------------------------------------------------------------------
+    def _signer_online(self, index: int) -> None:
+        if self.proposed or index in self.attestations or index in self.signing:
+            return
+        if not self.world.signers.in_set(index):
+            return
+        self.signing.add(index)
+        delay = self.world.scenario.signers.signing_delay
+        if delay.is_zero:
+            self._attest(index)
+        else:
+            self.world.process(self._sign_after(index, float(delay.sample(self.rng))))
+
+    def _sign_after(self, index: int, delay: float) -> Generator[Any, Any, None]:
+        yield self.world.timeout(delay)
+        self._attest(index)
+
+    def _attest(self, index: int) -> None:
+        self.signing.discard(index)
+        if self.proposed or self.build_hash is None:
+            return
+        signer = self.world.signers.keys[index]
+        self.attestations[index] = Attestation(signer.public_key, signer.attest(self.build_hash))
+        self.world.recorder.event(self.world.env.now, "attestation", signer.public_key[:16], index)
+        self._check_quorum()
+
+    def _count_in_set(self) -> int:
+        pool = self.world.signers
+        return sum(1 for i in pool.configured if i in self.attestations)
+
+    def _check_quorum(self) -> None:
+        if self.proposed or self.submitting or self.build_hash is None:
+            return
+        pool = self.world.signers
+        if self._count_in_set() < pool.threshold_now():
+            return
+        self.submitting = True
+        self.quorum_s = self.world.env.now
+        self.world.process(self._submit())
+
+    # -- submission ---------------------------------------------------------------------
+    def _submit(self) -> Generator[Any, Any, None]:
+        world = self.world
+        delay = world.scenario.governance.submit_delay
+        if not delay.is_zero:
+            yield world.timeout(float(delay.sample(self.rng)))
+        pool = world.signers
+        self.attempts += 1
+        proposer = world.validators.pick_proposer(self.rng)
+        assert self.build_hash is not None
+        try:
+            proposal = propose_release(
+                world.store,
+                build_hash=self.build_hash,
+                attestations=list(self.attestations.values()),
+                signer_set=pool.signer_set(),
+                threshold=pool.threshold_now(),
+                proposer=proposer,
+                epoch=world.epoch(),
+                vote_period_epochs=int(world.scenario.governance.vote_period_epochs),
+                vote_quorum=world.validators.vote_quorum,
+            )
+        except QuorumError as exc:
+            world.recorder.event(world.env.now, "proposal_refused", str(exc), self.attempts)
+            self.submitting = False
+            self._check_quorum()
+            return
+        self.proposed = True
+        self.proposal_s = world.env.now
+        world.recorder.event(world.env.now, "proposed", proposer, proposal.id)
+        world.validators.start_vote(proposal, self._decided)
+
+    def _decided(self, activated: bool) -> None:
+        world = self.world
+        if activated:
+            self.activation_s = world.env.now
+            assert self.build_hash is not None
+            world.rollout.start(self.build_hash, "new")
+        else:
+            self.rejected = True
+        world.release_hold()

@@ -1,0 +1,158 @@
+"""The rollout controller: who may update when, and the halt on failed startups.
+
+Each activation (the release, or an activated malicious build) starts one ``Rollout``.
+``rollout.strategy`` is ``all_at_once`` (one wave, the whole fleet, released at
+activation) or ``waves``: cumulative fractions ``rollout.waves`` of a random permutation
+of the nodes, wave ``k`` released ``k * rollout.wave_interval_s`` after activation. A
+node learns of the activation at its first poll after it (poll ``k`` of node ``i`` is at
+``phase_i + k * fleet.poll_interval_s``; the wake-up time is computed directly rather
+than by polling), waits for its wave, then updates (``sim.fleet``). One dispatcher
+process per wave starts the node updates in time order.
+
+The halt is an abort condition evaluated in simulated time whenever a boot outcome
+arrives: with waves, when ``failed / attempted > rollout.halt_failure_rate`` and
+``attempted >= rollout.halt_min_attempts``, the rollout halts; waves not yet released
+never update (their nodes lag on the old build). Released waves carry on.
+
+Imports ``numpy``; must not import ``reports``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model.store import ApprovedRelease
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+
+class Rollout:
+    """One activated build's rollout: waves, counters, halt state."""
+
+    __slots__ = (
+        "controller",
+        "build_hash",
+        "kind",
+        "approved",
+        "activation_s",
+        "attempted",
+        "failed",
+        "halted",
+        "halt_s",
+        "waves_released",
+        "wave_of",
+    )
+
+    def __init__(
+        self, controller: RolloutController, build_hash: str, kind: str,
+        approved: ApprovedRelease, activation_s: float,
+    ) -> None:
+        self.controller = controller
+        self.build_hash = build_hash
+        self.kind = kind
+        self.approved = approved
+        self.activation_s = activation_s
+        self.attempted = 0
+        self.failed = 0
+        self.halted = False
+        self.halt_s = math.nan
+        self.waves_released = 0
+        self.wave_of: np.ndarray | None = None
+
+    def boot_outcome(self, failed: bool, now: float) -> None:
+        """A node's start on this build succeeded or failed: maybe halt the waves."""
+        self.attempted += 1
+        if failed:
+            self.failed += 1
+        controller = self.controller
+        if (
+            controller.waves_strategy
+            and not self.halted
+            and self.attempted >= controller.halt_min_attempts
+            and self.failed / self.attempted > controller.halt_failure_rate
+        ):
+            self.halted = True
+            self.halt_s = now
+            controller.world.recorder.event(
+                now, "halt", self.build_hash, self.failed / self.attempted
+            )
+
+
+class RolloutController:
+    """Starts a ``Rollout`` per activation and dispatches its waves."""
+
+    def __init__(self, world: World, rng: np.random.Generator) -> None:
+        self.world = world
+        self.rng = rng
+        cfg = world.scenario.rollout
+        self.waves_strategy = str(cfg.strategy) == "waves"
+        fractions = [float(f) for f in cfg.waves] if self.waves_strategy else [1.0]
+        if not fractions or fractions[-1] < 1.0:
+            fractions.append(1.0)
+        self.fractions = fractions
+        self.wave_interval_s = float(cfg.wave_interval_s)
+        self.halt_failure_rate = float(cfg.halt_failure_rate)
+        self.halt_min_attempts = int(cfg.halt_min_attempts)
+        self.rollouts: list[Rollout] = []
+
+    def by_kind(self, kind: str) -> Rollout | None:
+        for rollout in self.rollouts:
+            if rollout.kind == kind:
+                return rollout
+        return None
+
+    def start(self, build_hash: str, kind: str) -> Rollout:
+        """Begin the rollout of an activated build (called at activation time)."""
+        world = self.world
+        approved = world.store.get_approved(build_hash)
+        assert approved is not None, "a rollout starts only for an approved build"
+        now = world.env.now
+        rollout = Rollout(self, build_hash, kind, approved, now)
+        self.rollouts.append(rollout)
+        fleet = world.fleet
+        n = fleet.n
+        learn = fleet.learn_times(now)
+        if kind == "new":
+            fleet.learned_s[:] = learn
+        permutation = self.rng.permutation(n)
+        wave_of = np.empty(n, dtype=np.int32)
+        bounds = [0] + [min(n, int(round(f * n))) for f in self.fractions]
+        for k in range(len(self.fractions)):
+            members = permutation[bounds[k] : bounds[k + 1]]
+            wave_of[members] = k
+            world.hold()
+            world.process(self._wave(rollout, k, members, learn[members]))
+        rollout.wave_of = wave_of
+        if kind == "new":
+            fleet.wave[:] = wave_of
+        return rollout
+
+    def _wave(
+        self, rollout: Rollout, k: int, members: np.ndarray, learn: np.ndarray
+    ) -> Generator[Any, Any, None]:
+        world = self.world
+        env = world.env
+        release_at = rollout.activation_s + k * self.wave_interval_s
+        if k > 0 and release_at > env.now:
+            yield world.timeout(release_at - env.now)
+        if rollout.halted:
+            world.recorder.event(env.now, "wave_skipped", rollout.build_hash, k)
+            world.release_hold()
+            return
+        rollout.waves_released += 1
+        world.recorder.event(env.now, "wave_released", rollout.build_hash, k)
+        starts = np.maximum(learn, release_at)
+        order = np.argsort(starts, kind="stable")
+        begin = world.fleet.begin
+        timeout = world.timeout
+        for node, start in zip(members[order].tolist(), starts[order].tolist(), strict=True):
+            wait = start - env.now
+            if wait > 0:
+                yield timeout(wait)
+            begin(node, rollout)
+        world.release_hold()

@@ -1,0 +1,99 @@
+"""The validators: stake-weighted votes on ``ReleaseVote`` proposals and the tally.
+
+``governance.validators`` validators get stake weights drawn from ``governance.stake``.
+On each accepted proposal every validator participates with probability
+``governance.participation`` and, after ``governance.vote_delay``, votes yes with
+probability ``governance.yes_probability`` (else no) through the real
+``model.governance.cast_vote``; a vote the real rules refuse (after the deadline epoch,
+or once the tally has closed the vote) is recorded as a ``vote_refused`` event. The vote
+quorum is ``governance.vote_quorum`` times the total stake.
+
+Tally timing: votes are allowed up to and including the deadline epoch, so the real
+``tally`` runs when the deadline epoch ends, at the first instant of epoch
+``deadline + 1`` (``activated_epoch`` is that epoch). Activation or rejection is handed
+back to the proposal's owner through a callback.
+
+Imports ``model`` and ``numpy``; must not import ``reports``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model.errors import VoteRefused
+from model.governance import cast_vote, tally
+from model.store import Proposal
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+
+class Validators:
+    """Validator names, stakes and the vote/tally processes."""
+
+    def __init__(self, world: World, rng: np.random.Generator) -> None:
+        self.world = world
+        self.rng = rng
+        cfg = world.scenario.governance
+        count = int(cfg.validators)
+        self.names = [f"validator-{i}" for i in range(count)]
+        stakes = np.asarray(cfg.stake.sample_many(rng, count), dtype=float)
+        self.stakes = [max(0.0, float(s)) for s in stakes]
+        self.total_stake = float(sum(self.stakes))
+        self.vote_quorum = float(cfg.vote_quorum) * self.total_stake
+        self.refused = 0
+
+    def pick_proposer(self, rng: np.random.Generator) -> str:
+        return self.names[int(rng.integers(len(self.names)))] if self.names else "validator"
+
+    def start_vote(self, proposal: Proposal, decided: Callable[[bool], None]) -> None:
+        """Schedule every participating validator's vote and the tally of ``proposal``."""
+        world, rng = self.world, self.rng
+        cfg = world.scenario.governance
+        participation = float(cfg.participation)
+        yes_p = float(cfg.yes_probability)
+        delay = cfg.vote_delay
+        for name, stake in zip(self.names, self.stakes, strict=True):
+            if rng.random() >= participation:
+                continue
+            choice = "yes" if rng.random() < yes_p else "no"
+            wait = 0.0 if delay.is_zero else float(delay.sample(rng))
+            world.process(self._vote(proposal, name, stake, choice, wait))
+        world.process(self._tally(proposal, decided))
+
+    def _vote(
+        self, proposal: Proposal, name: str, stake: float, choice: str, wait: float
+    ) -> Generator[Any, Any, None]:
+        world = self.world
+        if wait > 0:
+            yield world.timeout(wait)
+        try:
+            cast_vote(
+                world.store, proposal.id, voter=name, weight=stake, choice=choice,
+                epoch=world.epoch(),
+            )
+        except VoteRefused as exc:
+            self.refused += 1
+            world.recorder.event(world.env.now, "vote_refused", str(exc), proposal.id)
+            return
+        world.recorder.event(world.env.now, "vote", f"{name} {choice}", stake)
+
+    def _tally(
+        self, proposal: Proposal, decided: Callable[[bool], None]
+    ) -> Generator[Any, Any, None]:
+        world = self.world
+        close_s = (proposal.deadline_epoch + 1) * world.epoch_s
+        wait = close_s - world.env.now
+        if wait > 0:
+            yield world.timeout(wait)
+        epoch = max(world.epoch(), proposal.deadline_epoch + 1)
+        result = tally(world.store, proposal.id, epoch=epoch)
+        world.fleet.release_store.invalidate()  # approvals may have changed
+        world.recorder.event(
+            world.env.now, "activated" if result.passed else "rejected",
+            proposal.build_hash, result.yes,
+        )
+        decided(result.passed)

@@ -1,0 +1,103 @@
+"""One replication end to end: invariants, determinism, store export, NaN for what never happens."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model.store import GovernanceStore
+from sim.api import resolve_scenario
+from sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
+from sim.summary import INVARIANTS, SUMMARY_COLUMNS, metrics_markdown
+from sim.world import ReplicationResult, simulate_replication
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+
+
+def small(name: str = "baseline", *overrides: str, nodes: int = 60) -> Any:
+    return resolve_scenario(name, [f"fleet.nodes={nodes}", *overrides])
+
+
+@pytest.fixture(scope="module")
+def baseline() -> ReplicationResult:
+    return simulate_replication(small(), 7, 0)
+
+
+def test_baseline_replication_runs_with_invariants_zero(baseline: ReplicationResult) -> None:
+    summary = baseline.summary
+    assert set(SUMMARY_COLUMNS) <= set(summary)
+    assert summary["replication"] == 0 and summary["seed"] == 7
+    for name in INVARIANTS:
+        assert summary[name] == 0, name
+    assert summary["activated"] is True
+    assert summary["release_installs_total"] >= 1
+    assert summary["sim_processes"] > 0 and summary["sim_timeouts"] > 0
+    assert len(baseline.nodes) == 60
+    assert all(len(row) == len(NODE_COLUMNS) for row in baseline.nodes)
+    assert all(len(row) == len(EVENT_COLUMNS) for row in baseline.events)
+    kinds = {row[2] for row in baseline.events}
+    assert {"build", "proposed", "activated"} <= kinds
+
+
+def test_same_seed_and_replication_is_identical(baseline: ReplicationResult) -> None:
+    again = simulate_replication(small(), 7, 0)
+    assert _same(again.summary, baseline.summary)
+    assert again.nodes == baseline.nodes or _rows_equal(again.nodes, baseline.nodes)
+    assert _rows_equal(again.events, baseline.events)
+
+
+def test_another_replication_differs(baseline: ReplicationResult) -> None:
+    other = simulate_replication(small(), 7, 1)
+    assert not _rows_equal(other.events, baseline.events)
+
+
+def test_keep_store_exports_a_readable_store(tmp_path: Path) -> None:
+    path = tmp_path / "governance.db"
+    result = simulate_replication(small(nodes=10), 3, 0, keep_store=path)
+    build = next(row[3] for row in result.events if row[2] == "build")
+    with GovernanceStore.open(path, create=False) as store:
+        approved = store.get_approved(build)
+        assert approved is not None
+        assert len(approved.attestations) >= approved.threshold
+        installs = store.counter("release_installs_total")
+    assert installs == result.summary["release_installs_total"]
+
+
+def test_a_release_that_is_never_activated_gives_nan_times() -> None:
+    result = simulate_replication(small("baseline", "governance.yes_probability=0.0"), 5, 0)
+    summary = result.summary
+    assert summary["activated"] is False
+    for name in ("time_to_activation_s", "adoption_p50_s", "adoption_p90_s", "adoption_p99_s",
+                 "lagging_fraction"):
+        assert math.isnan(summary[name]), name
+    assert summary["release_installs_total"] == 0
+    assert summary["exposed_fraction"] == 0.0
+    assert all(row[-1] == "old" for row in result.nodes)
+    assert "rejected" in {row[2] for row in result.events}
+
+
+def test_metrics_doc_is_in_sync() -> None:
+    assert DOCS.read_text(encoding="utf-8") == metrics_markdown(), (
+        "docs/metrics.md is stale: regenerate it with "
+        "python -c 'from sim.summary import metrics_markdown; print(metrics_markdown(), end=\"\")'"
+    )
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(_eq(a[k], b[k]) for k in a)
+
+
+def _eq(x: Any, y: Any) -> bool:
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    return x == y
+
+
+def _rows_equal(a: list[tuple], b: list[tuple]) -> bool:
+    return len(a) == len(b) and all(
+        len(r) == len(s) and all(_eq(x, y) for x, y in zip(r, s, strict=True))
+        for r, s in zip(a, b, strict=True)
+    )
