@@ -1,0 +1,197 @@
+"""The ``explorer`` command group: browse the governance store's release history.
+
+Sub-commands::
+
+    explorer release-history [--state DB] [--proposer P] [--start-epoch E] [--end-epoch E]
+                             [--page N] [--page-size M] [--json]
+    explorer timeline [--state DB] [--bucket-s S] [--json]
+    explorer serve [--state DB] [--host 127.0.0.1] [--port 8088] [--quiet]
+
+``--state`` defaults like every ``gov`` command (``TB_GOV_DB_PATH``, else
+``~/.the_block/governance.db``). ``release-history`` and ``timeline`` never write the
+store; a missing store reads as empty (as for ``gov proposals``). ``serve`` runs
+``sim.explorer_http`` until interrupted and prints the URL it serves on.
+
+Only parses, calls ``model.explorer`` / ``sim.explorer_http`` and prints; errors derived
+from ``ReleasesimError`` become one line via ``sim.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from typing import Any
+
+from model.errors import MalformedInput
+from model.explorer import (
+    DEFAULT_BUCKET_S,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    InvalidParameter,
+    release_timeline,
+)
+from model.explorer import release_history as history_query
+from sim.cli_gov import open_store, store_path
+from sim.explorer_http import ExplorerApp, make_server
+
+DEFAULT_PORT = 8088
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _short(key: str) -> str:
+    return key[:12] + "…"
+
+
+def _history_table(page: dict[str, Any], where: str) -> str:
+    entries = page["entries"]
+    if not entries:
+        return f"no approved releases match (total {page['total']}) in {where}"
+    first = page["page"] * page["page_size"] + 1
+    lines = [
+        f"releases {first}-{first + len(entries) - 1} of {page['total']}"
+        f" (page {page['page']}, page size {page['page_size']}) in {where}",
+        f"{'epoch':>8}  {'proposer':<14} {'quorum':<12} {'installs':>8}  {'last install':>12}"
+        "  build hash",
+    ]
+    for e in entries:
+        quorum = e["quorum"]
+        status = "ok" if e["quorum_met"] else "SHORT"
+        last = "-" if e["last_install_ts"] is None else str(e["last_install_ts"])
+        lines.append(
+            f"{e['activated_epoch']:>8}  {e['proposer'][:14]:<14}"
+            f" {len(quorum['valid_signers'])}/{e['signature_threshold']} {status:<8}"
+            f" {e['install_count']:>8}  {last:>12}  {e['build_hash']}"
+        )
+        if quorum["problem"]:
+            lines.append(f"{'':>10}quorum problem: {quorum['problem']}")
+        if quorum["missing_signers"]:
+            missing = ", ".join(_short(k) for k in quorum["missing_signers"])
+            lines.append(f"{'':>10}missing signers: {missing}")
+        for invalid in quorum["invalid_signers"]:
+            lines.append(
+                f"{'':>10}invalid signer: {_short(invalid['signer'])} ({invalid['reason']})"
+            )
+    return "\n".join(lines)
+
+
+def cmd_release_history(args: argparse.Namespace) -> int:
+    path = store_path(args)
+    with open_store(args) as store:
+        try:
+            page = history_query(
+                store,
+                proposer=args.proposer,
+                start_epoch=args.start_epoch,
+                end_epoch=args.end_epoch,
+                page=args.page,
+                page_size=args.page_size,
+            )
+        except InvalidParameter as exc:
+            flag = "--" + exc.parameter.replace("_", "-")
+            raise MalformedInput(flag + str(exc)[len(exc.parameter) :]) from None
+    if args.json:
+        print(json.dumps(page, indent=2))
+    else:
+        where = str(path) if path.exists() else f"{path} (store does not exist)"
+        print(_history_table(page, where))
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    if args.bucket_s < 1:
+        raise MalformedInput(f"--bucket-s: must be >= 1, got {args.bucket_s}")
+    with open_store(args) as store:
+        points = release_timeline(store, args.bucket_s)
+    if args.json:
+        print(json.dumps({"bucket_s": args.bucket_s, "points": points}, indent=2))
+        return 0
+    if not points:
+        print("no installs recorded")
+        return 0
+    print(f"{'bucket start':>12}  {'count':>6}  {'cumulative':>10}  build hash")
+    for p in points:
+        print(f"{p['ts']:>12}  {p['count']:>6}  {p['cumulative']:>10}  {p['build_hash']}")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    path = store_path(args)
+    app = ExplorerApp(path)
+    server = make_server(app, args.host, args.port, quiet=args.quiet)
+    if not _is_loopback(args.host):
+        print(
+            f"warning: serving on non-loopback address {args.host}; any client that can reach"
+            " it may read any store file this user can open via ?store=",
+            file=sys.stderr,
+        )
+    print(
+        f"releasesim explorer serving {path} on {server.url}"
+        " (GET /releases, /releases/timeline, /metrics); Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("explorer stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``explorer`` group to the top-level sub-parsers."""
+    explorer = sub.add_parser("explorer", help="browse approved releases (CLI and HTTP)")
+    cmds = explorer.add_subparsers(dest="command", metavar="COMMAND", parser_class=type(explorer))
+    cmds.required = True
+
+    def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        parser = cmds.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument(
+            "--state", metavar="DB",
+            help="governance store (else $TB_GOV_DB_PATH, else ~/.the_block/governance.db)",
+        )
+        parser.set_defaults(func=handler)
+        return parser
+
+    p = add("release-history", cmd_release_history, "list approved releases, newest first")
+    p.add_argument("--proposer", metavar="P", help="only this proposer (case-insensitive)")
+    p.add_argument("--start-epoch", type=_int, metavar="E", help="activated at or after E")
+    p.add_argument("--end-epoch", type=_int, metavar="E", help="activated at or before E")
+    p.add_argument("--page", type=_int, default=0, metavar="N", help="0-based page (default 0)")
+    p.add_argument(
+        "--page-size", type=_int, default=DEFAULT_PAGE_SIZE, metavar="M",
+        help=f"entries per page (default {DEFAULT_PAGE_SIZE}, capped at {MAX_PAGE_SIZE})",
+    )
+    p.add_argument("--json", action="store_true", help="the GET /releases page as JSON")
+
+    p = add("timeline", cmd_timeline, "install counts per release over time (chart data)")
+    p.add_argument(
+        "--bucket-s", type=_int, default=DEFAULT_BUCKET_S, metavar="S",
+        help=f"bucket width in seconds (default {DEFAULT_BUCKET_S})",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("serve", cmd_serve, "serve GET /releases, /releases/timeline and /metrics over HTTP")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=_int, default=DEFAULT_PORT, metavar="N",
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    p.add_argument("--quiet", action="store_true", help="do not log each request")

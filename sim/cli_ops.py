@@ -1,0 +1,151 @@
+"""The ``ops`` command group: the seed document's operator tools.
+
+Sub-commands::
+
+    ops migrate-overlay-store [OLD] [NEW] [--force] [--json]
+    ops release-notes (--state-dir D | --history FILE) [--since-epoch E] [--json]
+    ops rollback-drill [--workdir DIR] [--source file|http] [--json]
+
+``migrate-overlay-store`` defaults to ``~/.the_block/overlay_peers.json`` ->
+``~/.the_block/overlay/peers.json`` (``model.overlay``); ``release-notes`` reads
+``<D>/governance/backend_history.jsonl`` or ``FILE`` (``model.release_notes``);
+``rollback-drill`` runs ``sim.rollback_drill`` in a temporary folder (kept only with
+``--workdir``). Formats are documented in ``docs/ops.md``.
+
+Exit codes: 0 success, 1 a drill step misbehaved, 2 unusable input (a malformed peer id,
+a bad history line, ...). Only parses, calls and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from model.errors import InputError
+from model.overlay import DEFAULT_NEW, DEFAULT_OLD, migrate_overlay_store
+from model.release_notes import history_path, load_history, render_markdown, summarise
+from sim.rollback_drill import SOURCES, StepResult, run_drill
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    report = migrate_overlay_store(args.old, args.new, now=time.time(), force=args.force)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print(
+        f"migrated {report.peers} peer(s) from {report.old} to {report.new}"
+        f" ({report.converted_hex} converted from hex, {report.kept_base58} already base58-check,"
+        f" {report.duplicates} duplicate(s) dropped); migrated_at {report.migrated_at}"
+    )
+    return 0
+
+
+def cmd_release_notes(args: argparse.Namespace) -> int:
+    if args.history:
+        path = Path(args.history).expanduser()
+    else:
+        state_dir = Path(args.state_dir).expanduser()
+        if not state_dir.is_dir():
+            raise InputError(f"--state-dir {state_dir}: not a directory")
+        path = history_path(state_dir)
+    summary = summarise(load_history(path), since_epoch=args.since_epoch, source=str(path))
+    if args.json:
+        print(json.dumps({"history": str(path), **summary}, indent=2))
+    else:
+        print(render_markdown(summary))
+    return 0
+
+
+def _print_step(step: StepResult) -> None:
+    print(f"step {step.number}: {step.title}: {'ok' if step.ok else 'FAILED'}", flush=True)
+    print(f"  {step.detail}", flush=True)
+
+
+def _drill(args: argparse.Namespace, workdir: Path) -> int:
+    report = run_drill(
+        workdir, source=args.source, on_step=None if args.json else _print_step
+    )
+    payload: dict[str, Any] = report.to_dict()
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    else:
+        failed_setup = [s for s in report.steps if s.number == 0]
+        for step in failed_setup:
+            print(f"setup: FAILED\n  {step.detail}")
+        verdict = "passed" if report.ok else "FAILED"
+        kept = f"; files kept in {workdir}" if args.workdir else ""
+        print(f"rollback drill {verdict} ({len(report.steps)} step(s) run){kept}")
+    return 0 if report.ok else 1
+
+
+def cmd_rollback_drill(args: argparse.Namespace) -> int:
+    if args.workdir:
+        workdir = Path(args.workdir).expanduser()
+        if workdir.exists() and any(workdir.iterdir()):
+            raise InputError(f"--workdir {workdir}: must be empty or absent")
+        return _drill(args, workdir)
+    with tempfile.TemporaryDirectory(prefix="releasesim-drill-") as folder:
+        return _drill(args, Path(folder))
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``ops`` group to the top-level sub-parsers."""
+    ops = sub.add_parser("ops", help="operator tools: peer-store migration, notes, drills")
+    cmds = ops.add_subparsers(dest="command", metavar="COMMAND", parser_class=type(ops))
+    cmds.required = True
+
+    p = cmds.add_parser(
+        "migrate-overlay-store",
+        help="canonicalise a legacy overlay peer store to base58-check ids",
+        description="Canonicalise every peer id of a legacy overlay peer store (JSON or"
+        " one id per line) to base58-check and write the new store atomically.",
+    )
+    p.add_argument("old", nargs="?", default=str(DEFAULT_OLD), metavar="OLD",
+                   help=f"legacy peer store (default {DEFAULT_OLD})")
+    p.add_argument("new", nargs="?", default=str(DEFAULT_NEW), metavar="NEW",
+                   help=f"canonical peer store to write (default {DEFAULT_NEW})")
+    p.add_argument("--force", action="store_true", help="replace NEW if it exists")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.set_defaults(func=cmd_migrate)
+
+    p = cmds.add_parser(
+        "release-notes",
+        help="summarise runtime/transport/storage backend switches of the cycle",
+        description="Summarise the backend switches approved during the cycle as Markdown"
+        " (or JSON), ready to paste into the release notes.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--state-dir", metavar="D",
+                       help="node state folder (reads D/governance/backend_history.jsonl)")
+    where.add_argument("--history", metavar="FILE", help="an exported JSON-lines history")
+    p.add_argument("--since-epoch", type=_non_negative_int, default=0, metavar="E",
+                   help="the cycle starts at epoch E (default 0: the whole history)")
+    p.add_argument("--json", action="store_true", help="JSON instead of Markdown")
+    p.set_defaults(func=cmd_release_notes)
+
+    p = cmds.add_parser(
+        "rollback-drill",
+        help="rehearse the four-step rollback drill offline with real files",
+        description="Fetch a known-good release, stage a corrupted binary, watch the boot"
+        " check roll back, confirm the audit record and counters, reinstall.",
+    )
+    p.add_argument("--workdir", metavar="DIR",
+                   help="run in DIR and keep the files (default: a temporary folder)")
+    p.add_argument("--source", choices=SOURCES, default="file",
+                   help="release source: file:// folder or an HTTP server on 127.0.0.1")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=cmd_rollback_drill)
