@@ -1,27 +1,16 @@
-# Quickstart: `make demo` runs the main job end to end; `make test` runs the tests.
-# Both create .venv with everything needed when it is missing (only python3 required).
+# Convenience wrappers; the quickstart itself needs only python3 (see tasks.py).
 PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+demo:
+	$(PYTHON) tasks.py demo
 
-demo: $(STAMP)
-	$(BIN)/releasesim demo
+test:
+	$(PYTHON) tasks.py test
 
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
-
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+bench:
+	$(PYTHON) tasks.py test --co -q >/dev/null && .venv/bin/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf .venv runs .pytest_cache .ruff_cache

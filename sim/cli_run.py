@@ -1,0 +1,279 @@
+"""The ``run`` and ``scenarios`` commands of the ``releasesim`` CLI.
+
+    releasesim run [SCENARIO] [--replications N] [--seed S] [--workers W]
+                   [--executor serial|process|dask] [--scheduler tcp://HOST:PORT]
+                   [--set key.path=value ...] [--out DIR] [--quiet] [--keep-store]
+    releasesim scenarios list
+    releasesim scenarios schema
+    releasesim scenarios show NAME [--format toml|json]
+
+Everything (scenario, overrides, numbers, scheduler URL, destination) is validated
+before any replication runs; a user's mistake is one line on stderr and exit code 2.
+``run`` prints the blast-radius summary on stdout and a final one-line report on stderr;
+it exits 1 when an invariant column is non-zero in any replication.
+
+Wiring only: the work is in ``sim.api``/``sim.runner``; ``sim.cli`` registers this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from model.errors import ReleasesimError
+from sim.executors import EXECUTORS, RunError, probe_scheduler, validate_executor
+
+EXIT_OK = 0
+EXIT_INVARIANT = 1
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``run`` and ``scenarios`` to the CLI."""
+    run = sub.add_parser(
+        "run",
+        help="run replications of a scenario and write a run directory",
+        description="Run replications of a scenario, print the blast radius, write the tables.",
+    )
+    run.add_argument(
+        "scenario",
+        nargs="?",
+        default="baseline",
+        metavar="SCENARIO",
+        help="a shipped scenario name or a path to a TOML file (default: baseline)",
+    )
+    run.add_argument("--replications", "-n", type=_positive_int, metavar="N",
+                     help="number of replications (default: the scenario's, else 20)")
+    run.add_argument("--seed", "-s", type=_seed, metavar="S",
+                     help="root seed; replication i uses (S, i) (default: the scenario's, else 0)")
+    run.add_argument("--workers", "-w", type=_positive_int, metavar="W",
+                     help="worker processes (default: CPU count)")
+    run.add_argument("--executor", "-e", choices=EXECUTORS, default="process",
+                     help="where replications run (default: process)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="Dask scheduler address (--executor dask; default: a LocalCluster)")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="key.path=value", help="override a scenario value (repeatable)")
+    run.add_argument("--out", "-o", type=Path, metavar="DIR",
+                     help="run directory (default: runs/<scenario>-<UTC timestamp>); "
+                          "must not exist or be empty")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    run.add_argument("--keep-store", action="store_true",
+                     help="export replication 0's governance store as governance.db")
+    run.set_defaults(func=cmd_run)
+
+    scenarios = sub.add_parser("scenarios", help="list, show and validate scenarios")
+    ssub = scenarios.add_subparsers(dest="scenarios_command", metavar="COMMAND")
+    ssub.required = True
+    ls = ssub.add_parser("list", help="list the shipped scenarios")
+    ls.set_defaults(func=cmd_scenarios_list)
+    schema = ssub.add_parser("schema", help="print the scenario JSON Schema")
+    schema.set_defaults(func=cmd_scenarios_schema)
+    show = ssub.add_parser("show", help="print a scenario as resolved (defaults filled in)")
+    show.add_argument("name", metavar="NAME", help="a shipped scenario name or a TOML path")
+    show.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="key.path=value", help="override a scenario value (repeatable)")
+    show.add_argument("--format", choices=("toml", "json"), default="toml")
+    show.set_defaults(func=cmd_scenarios_show)
+
+
+def _scenario_error() -> tuple[type[BaseException], ...]:
+    try:
+        from sim.errors import ScenarioError
+    except ImportError:  # pragma: no cover - sim.errors ships with the simulator
+        return (ReleasesimError,)
+    return (ScenarioError, ReleasesimError)
+
+
+def _fail(exc: BaseException) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return getattr(exc, "exit_code", EXIT_USAGE) if isinstance(exc, RunError) else EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sim.api import resolve_scenario
+    from sim.runner import (
+        check_out_dir,
+        format_blast_radius,
+        resolve_run_settings,
+        run_label,
+        run_scenario,
+    )
+
+    errors = _scenario_error()
+    try:
+        scenario = resolve_scenario(args.scenario, args.overrides)
+        resolve_run_settings(
+            scenario,
+            replications=args.replications,
+            seed=args.seed,
+            workers=args.workers,
+            executor=args.executor,
+            scheduler=args.scheduler,
+        )
+        validate_executor(args.executor, workers=args.workers, scheduler=args.scheduler)
+        if args.scheduler is not None:
+            probe_scheduler(args.scheduler)
+        if args.out is not None:
+            check_out_dir(args.out)
+        result = run_scenario(
+            scenario,
+            replications=args.replications,
+            seed=args.seed,
+            workers=args.workers,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            out_dir=args.out,
+            progress=not args.quiet,
+            keep_store=bool(args.keep_store),
+            extra_manifest={"overrides": list(args.overrides)},
+        )
+    except errors as exc:
+        return _fail(exc)
+    print(format_blast_radius(result))
+    print(run_label(result), file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_INVARIANT
+
+
+def cmd_scenarios_list(args: argparse.Namespace) -> int:
+    from sim.scenario import list_scenarios
+
+    try:
+        entries = list_scenarios()
+    except _scenario_error() as exc:
+        return _fail(exc)
+    for entry in entries:
+        if isinstance(entry, str):
+            print(entry)
+        elif isinstance(entry, tuple | list) and len(entry) >= 2:
+            print(f"{entry[0]:<24} {entry[1]}")
+        else:
+            name = getattr(entry, "name", entry)
+            description = getattr(entry, "description", "")
+            print(f"{name:<24} {description}".rstrip())
+    return EXIT_OK
+
+
+def cmd_scenarios_schema(args: argparse.Namespace) -> int:
+    from sim.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_scenarios_show(args: argparse.Namespace) -> int:
+    from sim.api import resolve_scenario
+
+    try:
+        scenario = resolve_scenario(args.name, args.overrides)
+    except _scenario_error() as exc:
+        return _fail(exc)
+    data = scenario.to_dict()
+    if args.format == "json":
+        print(json.dumps(_json_safe(data), indent=2))
+    else:
+        print(to_toml(data), end="")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- TOML output
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _toml_key(key: str) -> str:
+    if key and all(ch.isalnum() or ch in "-_" for ch in key):
+        return key
+    return json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(
+            f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None
+        )
+        return "{ " + items + " }" if items else "{}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list | tuple) and bool(value) and all(
+        isinstance(v, dict) for v in value
+    )
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for resolved scenarios (tables, arrays of tables, scalars).
+
+    ``None`` values are left out (TOML has no null: the key takes its default).
+    """
+    lines: list[str] = []
+    tables: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) or _is_table_array(value):
+            tables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in tables:
+        path = f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key)
+        if isinstance(value, dict):
+            body = to_toml(value, path)
+            scalars = any(
+                v is not None and not (isinstance(v, dict) or _is_table_array(v))
+                for v in value.values()
+            )
+            out += ("\n" if out else "") + (f"[{path}]\n" if scalars or not value else "") + body
+        else:
+            for item in value:
+                out += ("\n" if out else "") + f"[[{path}]]\n" + to_toml(item, path)
+    return out

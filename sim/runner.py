@@ -1,0 +1,694 @@
+"""The runner: many replications of one scenario, their tables, the run directory.
+
+``run_scenario`` maps ``sim.world.simulate_replication(scenario, seed, i)`` over
+``i in range(replications)`` on an executor (``sim.executors``: serial, local process
+pool, Dask), sorts the results by replication, builds the three result tables once at
+the end -- ``summary`` (one row per replication), ``nodes`` (one row per node and
+replication), ``events`` (governance events) -- and, when asked, writes the run
+directory atomically::
+
+    <out_dir>/summary.parquet  summary.csv  nodes.parquet  events.parquet  manifest.json
+             [governance.db]   (replication 0's store, with keep_store)
+
+Seeds: replication ``i`` of a run with seed ``S`` is computed from ``(S, i)`` only, so the
+tables are identical whatever the executor, worker count or completion order.
+
+``blast_radius`` turns a summary table into the mean and 95% CI of the main metrics;
+``format_blast_radius`` prints it, with a loud block when an invariant was violated.
+
+Imports ``sim.world`` (lazily, at run time), ``sim.scenario``, ``sim.executors``; never
+``reports``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.executors import (
+    ExecutorInfo,
+    ReplicationFn,
+    RunError,
+    default_workers,
+    execute,
+    validate_executor,
+)
+from sim.progress import Progress
+
+DEFAULT_REPLICATIONS = 20
+DEFAULT_SEED = 0
+RUNS_DIR = Path("runs")
+RUN_FILES = ("summary.parquet", "summary.csv", "nodes.parquet", "events.parquet")
+MANIFEST = "manifest.json"
+GOVERNANCE_DB = "governance.db"
+MANIFEST_PACKAGES = ("releasesim", "simpy", "numpy", "pandas", "pynacl", "blake3", "pyarrow")
+
+MAIN_METRICS = (
+    "time_to_quorum_s",
+    "time_to_activation_s",
+    "adoption_p50_s",
+    "adoption_p90_s",
+    "adoption_p99_s",
+    "lagging_fraction",
+    "failed_startups",
+    "rolled_back_fraction",
+    "exposed_fraction",
+    "peak_down_fraction",
+    "halted",
+    "malicious_approved",
+    "malicious_installed_fraction",
+)
+INVARIANT_COLUMNS = ("unapproved_boots", "install_time_violations", "rejected_installs_counted")
+ID_COLUMNS = ("replication", "seed")
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The tables of one run, its manifest and where it was written (if anywhere)."""
+
+    summary: pd.DataFrame
+    nodes: pd.DataFrame
+    events: pd.DataFrame
+    manifest: dict[str, Any]
+    out_dir: Path | None = None
+    invariant_violations: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every invariant column is zero in every replication."""
+        return not self.invariant_violations
+
+    def blast_radius(self) -> pd.DataFrame:
+        """Mean and 95% CI of the main metrics (see ``blast_radius``)."""
+        return blast_radius(self.summary)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _column_dtype(values: Sequence[Any]) -> str:
+    """A stable dtype for one summary column, from its values across replications."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if present and len(present) == len(values):
+        if all(isinstance(v, bool | np.bool_) for v in present):
+            return "bool"
+        if all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+            for v in present
+        ):
+            return "int64"
+    return "float64"
+
+
+def _summary_columns(results: Sequence[Any]) -> list[str]:
+    try:
+        from sim.summary import SUMMARY_COLUMNS
+    except ImportError:  # pragma: no cover - the world always ships sim.summary
+        SUMMARY_COLUMNS = ()
+    columns = list(ID_COLUMNS)
+    for name in SUMMARY_COLUMNS:
+        if name not in columns:
+            columns.append(name)
+    for result in results:
+        for name in result.summary:
+            if name not in columns:
+                columns.append(name)
+    return columns
+
+
+def summary_frame(results: Sequence[Any]) -> pd.DataFrame:
+    """One row per replication; ``replication`` and ``seed`` first, stable dtypes."""
+    columns = _summary_columns(results)
+    data: dict[str, Any] = {}
+    for name in columns:
+        if name == "replication":
+            values: list[Any] = [r.replication for r in results]
+        elif name == "seed":
+            values = [r.seed for r in results]
+        else:
+            values = [r.summary.get(name, math.nan) for r in results]
+        data[name] = pd.Series(values, dtype=_column_dtype(values) if values else "float64")
+    return pd.DataFrame(data, columns=columns)
+
+
+def _record_frame(
+    results: Sequence[Any], attr: str, columns: Sequence[str], sort_by: Sequence[str]
+) -> pd.DataFrame:
+    """Concatenate flat record tuples of every replication into one DataFrame.
+
+    ``replication`` and ``seed`` columns are added in front when the records do not
+    carry them. Rows are sorted stably by ``sort_by``: within equal keys the order the
+    replication recorded them in is kept, which is deterministic.
+    """
+    columns = list(columns)
+    rows: list[tuple] = []
+    lengths: list[int] = []
+    for result in results:
+        records = getattr(result, attr)
+        rows.extend(records)
+        lengths.append(len(records))
+    frame = pd.DataFrame.from_records(rows, columns=columns, nrows=len(rows))
+    reps = np.repeat(np.array([r.replication for r in results], dtype=np.int64), lengths)
+    seeds = np.repeat(np.array([r.seed for r in results], dtype=np.int64), lengths)
+    if "replication" not in frame.columns:
+        frame.insert(0, "replication", reps)
+    else:
+        frame["replication"] = frame["replication"].astype("int64")
+    if "seed" not in frame.columns:
+        frame.insert(frame.columns.get_loc("replication") + 1, "seed", seeds)
+    keys = [k for k in sort_by if k in frame.columns]
+    if keys and len(frame):
+        frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    return frame.reset_index(drop=True)
+
+
+def nodes_frame(results: Sequence[Any]) -> pd.DataFrame:
+    """Per-node outcomes, sorted by replication then node."""
+    from sim.recorder import NODE_COLUMNS
+
+    sort_by = ["replication"] + [c for c in ("node", "node_id", "node_index") if c in NODE_COLUMNS]
+    return _record_frame(results, "nodes", NODE_COLUMNS, sort_by[:2])
+
+
+def events_frame(results: Sequence[Any]) -> pd.DataFrame:
+    """Governance events, sorted by replication then time (recording order breaks ties)."""
+    from sim.recorder import EVENT_COLUMNS
+
+    return _record_frame(results, "events", EVENT_COLUMNS, ["replication", "time_s"])
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """CDF of Student's t distribution with ``df`` degrees of freedom."""
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Quantile of Student's t (bisection on ``t_cdf``; 1e-12 precision)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return 0.5 * (lo + hi)
+
+
+def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean and t-interval of the non-NaN values: ``(mean, low, high, n)``."""
+    x = np.asarray([v for v in values if not math.isnan(float(v))], dtype=float)
+    n = int(x.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(x.mean())
+    if n == 1:
+        return mean, math.nan, math.nan, 1
+    half = t_quantile(0.5 + level / 2.0, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half, n
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float, float]:
+    """Proportion and Wilson score interval: ``(p, low, high)``."""
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    z = _normal_quantile(0.5 + level / 2.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return p, low, high
+
+
+def _normal_quantile(p: float) -> float:
+    """Standard normal quantile (the t quantile with very many degrees of freedom)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+def blast_radius(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
+    """Mean and 95% CI of each main metric present in ``summary``.
+
+    Boolean columns get a Wilson interval on the proportion of replications where the
+    metric is true; other columns a t-interval on the mean (fraction metrics clipped to
+    [0, 1]). ``n`` counts the replications where the metric is defined (NaN excluded).
+    """
+    rows = []
+    for name in metrics:
+        if name not in summary.columns:
+            continue
+        column = summary[name]
+        if column.dtype == bool:
+            n = int(column.notna().sum())
+            p, low, high = wilson_ci(int(column.sum()), n)
+            rows.append((name, n, p, low, high, "wilson"))
+            continue
+        mean, low, high, n = mean_ci(column.astype(float))
+        if name.endswith("_fraction") and n > 1:
+            low, high = max(0.0, low), min(1.0, high)
+        rows.append((name, n, mean, low, high, "t"))
+    return pd.DataFrame(rows, columns=["metric", "n", "mean", "ci_low", "ci_high", "method"])
+
+
+def invariant_violations(summary: pd.DataFrame) -> dict[str, int]:
+    """``{column: replications where it is non-zero}`` for the invariant columns."""
+    found = {}
+    for name in INVARIANT_COLUMNS:
+        if name in summary.columns:
+            bad = int((summary[name].fillna(0) != 0).sum())
+            if bad:
+                found[name] = bad
+    return found
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
+
+
+def format_blast_radius(result: RunResult) -> str:
+    """The printed blast-radius summary, with a loud block for invariant violations."""
+    manifest = result.manifest
+    table = blast_radius(result.summary)
+    reps = len(result.summary)
+    lines = [
+        f"blast radius: {manifest.get('scenario_name', '?')} - {reps} replications, "
+        f"seed {manifest.get('seed')}, config {str(manifest.get('config_hash', ''))[:12]}",
+        f"{'metric':<30} {'n':>5} {'mean':>12}  {'95% CI':<27} method",
+    ]
+    for row in table.itertuples(index=False):
+        ci = f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
+        lines.append(f"{row.metric:<30} {row.n:>5} {_fmt(row.mean):>12}  {ci:<27} {row.method}")
+    violations = result.invariant_violations
+    if violations:
+        bar = "!" * 78
+        lines += ["", bar, "!!! INVARIANT VIOLATED - the release process let something through"]
+        for name, count in violations.items():
+            total = int(result.summary[name].fillna(0).sum())
+            lines.append(
+                f"!!!   {name}: non-zero in {count} of {reps} replications (total {total})"
+            )
+        lines += ["!!! these must be 0 in every replication; inspect the run's tables", bar]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- run directory
+
+
+def utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _iso(moment: _dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_out_dir(scenario_name: str, moment: _dt.datetime | None = None) -> Path:
+    """``runs/<scenario-name>-<UTC timestamp>``, with a suffix if that already exists."""
+    stamp = (moment or utc_now()).strftime("%Y%m%dT%H%M%SZ")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in scenario_name) or "run"
+    base = RUNS_DIR / f"{safe}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an existing destination unless it is an empty directory."""
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise RunError(f"--out {out_dir} exists and is not a directory")
+        if any(out_dir.iterdir()):
+            raise RunError(f"--out {out_dir} already exists and is not empty; choose another")
+
+
+def package_versions(extra: Sequence[str] = ()) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in (*MANIFEST_PACKAGES, *extra):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_tables(directory: Path, result: RunResult) -> None:
+    """Write the tables and manifest into ``directory`` (the temporary run directory)."""
+    result.summary.to_parquet(directory / "summary.parquet", index=False)
+    result.summary.to_csv(directory / "summary.csv", index=False)
+    result.nodes.to_parquet(directory / "nodes.parquet", index=False)
+    result.events.to_parquet(directory / "events.parquet", index=False)
+    text = json.dumps(result.manifest, indent=2, sort_keys=False, allow_nan=False, default=str)
+    (directory / MANIFEST).write_text(text + "\n", encoding="utf-8")
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Move the finished temporary directory into place (atomic rename)."""
+    _fsync_tree(tmp)
+    try:
+        if out_dir.exists():
+            check_out_dir(out_dir)
+            out_dir.rmdir()
+        os.replace(tmp, out_dir)
+    except OSError as exc:
+        raise RunError(f"cannot move the run into {out_dir}: {exc.strerror or exc}") from None
+    _fsync_dir(out_dir.parent)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _scenario_name(scenario: Any) -> str:
+    return str(getattr(scenario, "name", None) or "scenario")
+
+
+def _scenario_default(scenario: Any, key: str) -> Any:
+    """A run default (``replications``, ``seed``) the scenario may carry, else None."""
+    run = getattr(scenario, "run", None)
+    if run is not None and getattr(run, key, None) is not None:
+        return getattr(run, key)
+    return getattr(scenario, key, None)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON; the manifest records them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def resolve_run_settings(
+    scenario: Any,
+    *,
+    replications: int | None,
+    seed: int | None,
+    workers: int | None,
+    executor: str,
+    scheduler: str | None,
+) -> tuple[int, int, int | None]:
+    """Fill in defaults and validate; ``(replications, seed, workers)`` or ``RunError``."""
+    if replications is None:
+        replications = _scenario_default(scenario, "replications") or DEFAULT_REPLICATIONS
+    if seed is None:
+        seed = _scenario_default(scenario, "seed")
+        seed = DEFAULT_SEED if seed is None else seed
+    if isinstance(replications, bool) or int(replications) < 1:
+        raise RunError(f"replications must be at least 1, got {replications}")
+    if isinstance(seed, bool) or int(seed) < 0:
+        raise RunError(f"seed must be a non-negative integer, got {seed}")
+    validate_executor(executor, workers=workers, scheduler=scheduler)
+    return int(replications), int(seed), (None if workers is None else int(workers))
+
+
+def run_scenario(
+    scenario: Any,
+    *,
+    replications: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    executor: str = "process",
+    scheduler: str | None = None,
+    out_dir: Path | str | None = None,
+    progress: bool = True,
+    keep_store: bool | Path | None = None,
+    write: bool = True,
+    replication_fn: ReplicationFn | None = None,
+    extra_manifest: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run ``replications`` replications of ``scenario`` and return their tables.
+
+    ``replications``/``seed`` default to the scenario's own run settings, else 20 and 0.
+    ``workers`` defaults to the CPU count (``process``, Dask ``LocalCluster``).
+    With ``write`` (the default) the run directory is written atomically to ``out_dir``
+    (default ``runs/<scenario-name>-<UTC timestamp>``); an existing non-empty ``out_dir``
+    is refused before anything runs. ``keep_store`` (True, or a path) exports replication
+    0's governance store as ``governance.db`` in the run directory (or at that path).
+    ``replication_fn`` replaces ``sim.world.simulate_replication`` (tests, benchmarks).
+    """
+    replications, seed, workers = resolve_run_settings(
+        scenario,
+        replications=replications,
+        seed=seed,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+    )
+    if replication_fn is None:
+        from sim.world import simulate_replication
+
+        replication_fn = simulate_replication
+    name = _scenario_name(scenario)
+    started = utc_now()
+    destination: Path | None = None
+    if write:
+        destination = Path(out_dir) if out_dir is not None else default_out_dir(name, started)
+        check_out_dir(destination)
+    elif keep_store is True:
+        raise RunError("keep_store=True needs a run directory (write=True) or an explicit path")
+
+    tmp: Path | None = None
+    if destination is not None:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp = destination.parent / f".{destination.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()
+    try:
+        store_path: Path | None = None
+        if keep_store is True:
+            assert tmp is not None
+            store_path = tmp / GOVERNANCE_DB
+        elif keep_store:
+            store_path = Path(keep_store)
+        info: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        results: list[Any] = []
+        with Progress(replications, enabled=progress, desc=name) as bar:
+            for item in execute(
+                executor,
+                replication_fn,
+                scenario,
+                seed,
+                replications,
+                workers=workers,
+                scheduler=scheduler,
+                keep_store=store_path,
+                info=info,
+            ):
+                results.append(item)
+                bar.advance()
+        wall = time.perf_counter() - t0
+        results.sort(key=lambda r: r.replication)
+        if [r.replication for r in results] != list(range(replications)):
+            raise RunError("the executor did not return every replication exactly once")
+        finished = utc_now()
+        effective = _executor_info(executor, workers, scheduler, replications, info)
+        summary = summary_frame(results)
+        result = RunResult(
+            summary=summary,
+            nodes=nodes_frame(results),
+            events=events_frame(results),
+            manifest=build_manifest(
+                scenario,
+                seed=seed,
+                replications=replications,
+                executor=effective,
+                started=started,
+                finished=finished,
+                wall_s=wall,
+                keep_store=store_path is not None,
+                extra=extra_manifest,
+            ),
+            out_dir=destination,
+            invariant_violations=invariant_violations(summary),
+        )
+        if tmp is not None and destination is not None:
+            write_tables(tmp, result)
+            _publish(tmp, destination)
+            tmp = None
+        return result
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _executor_info(
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+    replications: int,
+    info: dict[str, Any],
+) -> ExecutorInfo:
+    if executor == "serial":
+        return ExecutorInfo("serial", 1)
+    if executor == "process":
+        return ExecutorInfo("process", min(workers or default_workers(), replications))
+    count = info.get("workers") or workers or default_workers()
+    return ExecutorInfo("dask", int(count), scheduler)
+
+
+def build_manifest(
+    scenario: Any,
+    *,
+    seed: int,
+    replications: int,
+    executor: ExecutorInfo,
+    started: _dt.datetime,
+    finished: _dt.datetime,
+    wall_s: float,
+    keep_store: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything needed to reproduce and identify the run (written as manifest.json)."""
+    from sim.scenario import config_hash
+
+    extra_packages = ("dask", "distributed") if executor.name == "dask" else ()
+    manifest: dict[str, Any] = {
+        "format": "releasesim-run/1",
+        "scenario_name": _scenario_name(scenario),
+        "config_hash": config_hash(scenario),
+        "seed": seed,
+        "replications": replications,
+        "replication_seeds": [[i, seed] for i in range(replications)],
+        "seed_rule": "replication i draws from numpy SeedSequence(seed, spawn_key=(i,))",
+        "executor": executor.name,
+        "workers": executor.workers,
+        "scheduler": executor.scheduler,
+        "files": [*RUN_FILES, MANIFEST] + ([GOVERNANCE_DB] if keep_store else []),
+        "started_utc": _iso(started),
+        "finished_utc": _iso(finished),
+        "wall_s": round(wall_s, 6),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(extra_packages),
+        "argv": list(sys.argv),
+    }
+    if extra:
+        manifest.update(extra)
+    manifest["scenario"] = _json_safe(scenario.to_dict())
+    return manifest
+
+
+def run_label(result: RunResult) -> str:
+    """The final one-line report of a run (printed on stderr by the CLI)."""
+    m = result.manifest
+    where = f" -> {result.out_dir}" if result.out_dir is not None else ""
+    workers = f", {m['workers']} worker{'s' if m['workers'] != 1 else ''}"
+    return (
+        f"ran {m['replications']} replications of {m['scenario_name']} in {m['wall_s']:.1f} s "
+        f"({m['executor']}{workers}){where}"
+    )
+
+
+__all__ = [
+    "INVARIANT_COLUMNS",
+    "MAIN_METRICS",
+    "RunError",
+    "RunResult",
+    "blast_radius",
+    "format_blast_radius",
+    "invariant_violations",
+    "mean_ci",
+    "run_label",
+    "run_scenario",
+    "t_quantile",
+    "wilson_ci",
+]

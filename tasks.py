@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""The quickstart's two commands, needing nothing but python3 (3.11+).
+
+    python3 tasks.py demo   # create .venv when missing, run the main job end to end
+    python3 tasks.py test   # create .venv when missing, run the linter and the tests
+
+``.venv`` is (re)installed when it is missing or ``pyproject.toml`` changed since the
+last install. Extra arguments after ``test`` go to pytest; after ``demo``, to
+``releasesim run``. Standard library only: this runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed"
+
+
+def _python() -> Path:
+    return BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project with its dev extras when needed."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if _python().exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    if not _python().exists():
+        print(f"creating {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("installing releasesim and its dependencies into .venv ...", flush=True)
+    pip = [str(_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "-e", ".[dev]"], check=True, cwd=ROOT)
+    STAMP.write_text(wanted + "\n")
+
+
+def run(*command: str) -> int:
+    return subprocess.run(list(command), cwd=ROOT).returncode
+
+
+def demo(extra: list[str]) -> int:
+    """The main job: the baseline scenario end to end, with its blast-radius report."""
+    return run(str(BIN / "releasesim"), "run", "baseline", *extra)
+
+
+def test(extra: list[str]) -> int:
+    code = run(str(_python()), "-m", "ruff", "check", ".")
+    if code:
+        return code
+    return run(str(_python()), "-m", "pytest", *extra)
+
+
+def main(argv: list[str]) -> int:
+    commands = {"demo": demo, "test": test}
+    if not argv or argv[0] not in commands:
+        print("usage: python3 tasks.py demo|test [args...]", file=sys.stderr)
+        return 2
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs before the venv exists
+        print("error: releasesim needs Python 3.11 or newer", file=sys.stderr)
+        return 2
+    try:
+        ensure_venv()
+    except subprocess.CalledProcessError as exc:
+        print(f"error: installing into .venv failed (exit {exc.returncode})", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
