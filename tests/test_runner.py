@@ -307,3 +307,23 @@ def _no_runs_dir_in_repo() -> Iterator[None]:
     before = Path("runs").exists()
     yield
     assert Path("runs").exists() == before, "a test wrote a default run directory"
+
+
+def test_dask_scheduler_address_gives_identical_tables(
+    scenario: Any, serial_run: RunResult
+) -> None:
+    """The ``--scheduler tcp://...`` path: a real scheduler and worker processes on loopback."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        host="127.0.0.1",
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        other = run_scenario(
+            scenario, replications=REPS, seed=SEED, executor="dask", scheduler=address,
+            progress=False, write=False,
+        )
+    for mine, theirs in zip(_tables(serial_run), _tables(other), strict=True):
+        pdt.assert_frame_equal(mine, theirs, check_exact=True)
+    assert other.manifest["executor"] == "dask"
