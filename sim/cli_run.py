@@ -156,6 +156,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except errors as exc:
         return _fail(exc)
     print(format_blast_radius(result))
+    if result.out_dir is not None:
+        from reports.report import ReportError, write_report
+
+        try:
+            written = write_report(result.out_dir)
+        except ReportError as exc:
+            return _fail(exc)
+        html = next((p for p in written if p.name == "report.html"), None)
+        if html is not None:
+            print(f"report: {html}", file=sys.stderr)
     print(run_label(result), file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_INVARIANT
 

@@ -332,7 +332,7 @@ KNOBS: tuple[Knob, ...] = (
          minimum=0, maximum=1),
     # [fleet]
     Knob("fleet.nodes", "int", 1000, "", "nodes in the fleet", minimum=1),
-    Knob("fleet.poll_interval_s", "float", 60.0, "s",
+    Knob("fleet.poll_interval_s", "float", 600.0, "s",
          "how often a node checks for an activated release (0 = it learns at once)",
          minimum=0),
     Knob("fleet.fetch_timeout_s", "float", 600.0, "s", "a download slower than this fails",

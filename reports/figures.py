@@ -1,0 +1,327 @@
+"""The report's figures: each function takes tables and returns ``(fig, axes)``.
+
+Figures are ``matplotlib.figure.Figure`` objects attached to the Agg canvas directly (no
+pyplot, nothing shown or saved here; Agg is selected as matplotlib's backend unless pyplot
+was imported first, e.g. by a notebook's inline backend): the caller saves them
+(``fig.savefig(path)``) or displays them in a notebook (``IPython.display.display(fig)``).
+Every figure states the number of replications behind it and draws 95% confidence
+intervals (Wilson, bootstrap or t, as ``reports.measures`` defines for each measure).
+
+Must not import ``sim`` or ``model``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+
+import matplotlib
+
+if "matplotlib.pyplot" not in sys.modules:  # keep a notebook's inline backend
+    matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from reports.intervals import wilson  # noqa: E402
+from reports.measures import BY_NAME, ONE_THIRD  # noqa: E402
+from reports.series import Band  # noqa: E402
+
+DPI = 110
+BLUE = "#1f77b4"
+ORANGE = "#e6550d"
+GREY = "#7f7f7f"
+RED = "#c62828"
+
+LABELS: dict[str, str] = {
+    "exposed_fraction": "installed the release",
+    "lagging_fraction": "lagging at the SLA",
+    "failed_startup_fraction": "failed startup",
+    "rolled_back_fraction": "rolled back",
+    "stuck_old_fraction": "stuck on the old build",
+    "malicious_installed_fraction": "installed the malicious build",
+    "malicious_running_fraction": "running the malicious build",
+    "time_to_quorum_s": "build -> signer quorum",
+    "time_to_activation_s": "build -> activation",
+    "adoption_p50_s": "activation -> 50% adopted",
+    "adoption_p90_s": "activation -> 90% adopted",
+    "adoption_p99_s": "activation -> 99% adopted",
+    "halt_time_s": "activation -> halt",
+    "time_to_recover_s": "activation -> recovered",
+    "halted": "P(rollout halted)",
+    "exposure_at_halt_fraction": "installed when halted",
+    "failed_after_halt_fraction": "failed after the halt",
+    "activated": "P(activated)",
+    "quorum_available_at_build": "P(quorum online at build)",
+    "malicious_proposed": "P(malicious proposed)",
+    "malicious_approved": "P(malicious approved)",
+    "proposal_attempts": "proposal attempts",
+    "release_quorum_fail_total": "quorum failures",
+    "release_votes_total": "votes cast",
+}
+
+
+def new_figure(width: float = 9.0, height: float = 4.5, ncols: int = 1) -> tuple[Figure, list]:
+    """A Figure on the Agg canvas with ``ncols`` axes side by side."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, axes
+
+
+def time_unit(max_s: float) -> tuple[float, str]:
+    """``(divisor, unit)`` that keeps a time axis readable: s, min or h."""
+    if not math.isfinite(max_s) or max_s < 300:
+        return 1.0, "s"
+    if max_s < 3 * 3600:
+        return 60.0, "min"
+    return 3600.0, "h"
+
+
+def _fmt(value: float, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    if unit in ("fraction", "probability"):
+        return f"{100 * value:.1f}%"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _n_label(row: pd.Series) -> str:
+    n, total = int(row["n"]), int(row["N"])
+    return f"n={n}" if n == total else f"n={n}/{total}"
+
+
+def _right_labels(ax: Axes, ys: np.ndarray, texts: Sequence[str]) -> None:
+    """Estimate, CI and n of each row as tick labels on the right-hand side."""
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(ys, list(texts), fontsize=8.5)
+    right.tick_params(axis="y", length=0)
+
+
+def _interval_panel(
+    ax: Axes, table: pd.DataFrame, names: Sequence[str], xlabel: str, *, percent: bool,
+    color: str = BLUE, unit: str = "",
+) -> None:
+    """Horizontal estimate + 95% CI bars, one per measure, labelled with CI and n."""
+    rows = table.set_index("measure")
+    present = [n for n in names if n in rows.index]
+    ys = np.arange(len(present))[::-1]
+    scale = 100.0 if percent else 1.0
+    right = 0.0
+    texts = []
+    for y, name in zip(ys, present, strict=True):
+        row = rows.loc[name]
+        est, low, high = (float(row[k]) for k in ("value", "ci_low", "ci_high"))
+        if not math.isfinite(est):
+            texts.append(f"undefined ({_n_label(row)})")
+            continue
+        ax.barh(y, est * scale, height=0.55, color=color, alpha=0.75)
+        if math.isfinite(low) and math.isfinite(high):
+            ax.errorbar(est * scale, y, xerr=[[max(0.0, est - low) * scale],
+                                             [max(0.0, high - est) * scale]],
+                        fmt="none", ecolor="black", capsize=4, lw=1.2)
+            right = max(right, high * scale)
+        right = max(right, est * scale)
+        u = "fraction" if percent else unit
+        texts.append(f"{_fmt(est, u)} [{_fmt(low, u)}, {_fmt(high, u)}] {_n_label(row)}")
+    ax.set_yticks(ys, [LABELS.get(n, n) for n in present], fontsize=9.5)
+    ax.set_xlabel(xlabel)
+    if percent:
+        ax.set_xlim(0, 100 if right > 30 else max(5.0, right * 1.15))
+    else:
+        ax.set_xlim(0, (right or 1.0) * 1.15)
+    ax.set_ylim(-0.6, len(present) - 0.4)
+    ax.grid(axis="x", alpha=0.3)
+    _right_labels(ax, ys, texts)
+
+
+def exposure_figure(bands: dict[str, Band], replications: int) -> tuple[Figure, list[Axes]]:
+    """Fraction of the fleet running the new release vs time since activation."""
+    fig, (ax,) = new_figure(9.0, 4.6)
+    running, installed = bands["running"], bands["installed"]
+    if running.n == 0:
+        ax.text(0.5, 0.5, "the release was never activated in any replication",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig, [ax]
+    div, unit = time_unit(float(running.t_s[-1]))
+    t = running.t_s / div
+    ax.fill_between(t, 100 * running.p05, 100 * running.p95, color=BLUE, alpha=0.15,
+                    label="running: 5-95% of replications")
+    ax.fill_between(t, 100 * running.ci_low, 100 * running.ci_high, color=BLUE, alpha=0.4,
+                    label="running: 95% CI of the median")
+    ax.plot(t, 100 * running.median, color=BLUE, lw=2, label="running the release (median)")
+    ax.plot(t, 100 * installed.median, color=ORANGE, lw=1.5, ls="--",
+            label="installed it (median; includes failed starts)")
+    ax.set_xlabel(f"time since activation [{unit}]")
+    ax.set_ylabel("fleet running the new release [%]")
+    peak = 100 * float(np.nanmax([np.nanmax(running.p95), np.nanmax(installed.median)]))
+    top = 102.0 if peak > 60 else max(5.0, peak * 1.3)
+    ax.set_ylim(-top / 50, top)
+    ax.set_xlim(t[0], t[-1])
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right" if peak > 60 else "upper left", fontsize=8.5)
+    ax.set_title(f"Exposure over time (n={running.n} activated of {replications} replications; "
+                 "stake: n/a, nodes carry no stake)", fontsize=10.5)
+    return fig, [ax]
+
+
+def affected_figure(table: pd.DataFrame) -> tuple[Figure, list[Axes]]:
+    """The affected set: fleet fractions with Wilson 95% CIs."""
+    names = [m for m in ("exposed_fraction", "lagging_fraction", "failed_startup_fraction",
+                         "rolled_back_fraction", "stuck_old_fraction",
+                         "malicious_installed_fraction", "malicious_running_fraction")
+             if m in set(table["measure"])]
+    fig, (ax,) = new_figure(9.0, 0.55 * len(names) + 1.6)
+    _interval_panel(ax, table, names, "share of the fleet [%] (mean, Wilson 95% CI)", percent=True)
+    total = int(table["N"].iloc[0]) if len(table) else 0
+    ax.set_title(f"Affected set ({total} replications)", fontsize=10.5)
+    return fig, [ax]
+
+
+def timing_figure(table: pd.DataFrame, values: pd.DataFrame) -> tuple[Figure, list[Axes]]:
+    """Medians of the times with bootstrap 95% CIs, over per-replication points."""
+    names = [m for m in ("time_to_quorum_s", "time_to_activation_s", "adoption_p50_s",
+                         "adoption_p90_s", "adoption_p99_s", "halt_time_s", "time_to_recover_s")
+             if m in values.columns]
+    fig, (ax,) = new_figure(9.0, 0.6 * len(names) + 1.8)
+    rows = table.set_index("measure")
+    finite = values[names].to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    div, unit = time_unit(float(finite.max()) if len(finite) else 0.0)
+    ys = np.arange(len(names))[::-1]
+    rng = np.random.Generator(np.random.PCG64(0))
+    positive = finite[finite > 0]
+    log = len(positive) > 0 and positive.max() / max(positive.min(), 1e-9) > 50
+    texts: list[str] = []
+    for y, name in zip(ys, names, strict=True):
+        x = values[name].to_numpy(dtype=float)
+        x = x[np.isfinite(x)] / div
+        row = rows.loc[name]
+        if len(x):
+            ax.scatter(x, y + rng.uniform(-0.18, 0.18, len(x)), s=9, color=GREY, alpha=0.5,
+                       zorder=1)
+        est, low, high = (float(row[k]) / div for k in ("value", "ci_low", "ci_high"))
+        label = _n_label(row)
+        if math.isfinite(est):
+            if math.isfinite(low):
+                ax.errorbar(est, y, xerr=[[est - low], [high - est]], fmt="o", color=BLUE,
+                            ecolor="black", capsize=4, ms=7, zorder=3)
+            else:
+                ax.plot(est, y, "o", color=BLUE, ms=7, zorder=3)
+            texts.append(f"{_fmt(est, unit)} [{_fmt(low, unit)}, {_fmt(high, unit)}] {unit}"
+                         f"  {label}")
+        else:
+            texts.append(f"never happened ({label})")
+    if log:
+        ax.set_xscale("log")
+    ax.set_yticks(ys, [LABELS.get(n, n) for n in names], fontsize=9.5)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    _right_labels(ax, ys, texts)
+    ax.set_xlabel(f"time [{unit}]{' (log scale)' if log else ''}: median, bootstrap 95% CI; "
+                  "grey = one replication")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    total = len(values)
+    ax.set_title(f"Timing ({total} replications; n = replications where it happened)",
+                 fontsize=10.5)
+    return fig, [ax]
+
+
+def containment_figure(table: pd.DataFrame) -> tuple[Figure, list[Axes]]:
+    """Did the rollout halt, and how much of the fleet it had reached by then."""
+    names = ["halted", "exposure_at_halt_fraction", "failed_after_halt_fraction"]
+    fig, (ax,) = new_figure(9.0, 2.9)
+    _interval_panel(ax, table, names, "probability / share of the fleet [%] (Wilson 95% CI)",
+                    percent=True, color=ORANGE)
+    total = int(table["N"].iloc[0]) if len(table) else 0
+    ax.set_title(f"Containment ({total} replications; fractions over replications that halted)",
+                 fontsize=10.5)
+    return fig, [ax]
+
+
+def consensus_figure(
+    down: Band, peaks: np.ndarray, replications: int
+) -> tuple[Figure, list[Axes]]:
+    """Share of the fleet down over time and the peak's distribution, vs the 1/3 line."""
+    fig, (ax1, ax2) = new_figure(11.0, 4.4, ncols=2)
+    if down.n:
+        div, unit = time_unit(float(down.t_s[-1]))
+        t = down.t_s / div
+        ax1.fill_between(t, 100 * down.p05, 100 * down.p95, color=BLUE, alpha=0.18,
+                         label="5-95% of replications")
+        ax1.fill_between(t, 100 * down.ci_low, 100 * down.ci_high, color=BLUE, alpha=0.4,
+                         label="95% CI of the median")
+        ax1.plot(t, 100 * down.median, color=BLUE, lw=1.8, label="median")
+        ax1.set_xlim(t[0], t[-1])
+        ax1.set_xlabel(f"time since activation [{unit}]")
+    else:
+        ax1.text(0.5, 0.5, "never activated", ha="center", transform=ax1.transAxes)
+        ax1.set_xlabel("time since activation [s]")
+    ax1.axhline(100 * ONE_THIRD, color=RED, ls="--", lw=1.5, label="1/3: consensus stalls")
+    ax1.set_ylabel("fleet down (restarting) [%]")
+    ax1.set_ylim(0, 100)
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=8, loc="upper right")
+    ax1.set_title(f"Down over time (reconstructed; n={down.n})", fontsize=10.5)
+
+    peaks = np.asarray(peaks, dtype=float)
+    peaks = peaks[np.isfinite(peaks)]
+    bins = np.linspace(0, 100, 41)
+    ax2.hist(100 * peaks, bins=bins, color=BLUE, alpha=0.75, edgecolor="white")
+    ax2.axvline(100 * ONE_THIRD, color=RED, ls="--", lw=1.5, label="1/3")
+    over = int(np.count_nonzero(peaks >= ONE_THIRD - 1e-12))
+    row = BY_NAME["down_over_third"]
+    p, low, high = wilson(over, len(peaks))
+    ax2.set_xlabel("peak share of the fleet down at once [%]")
+    ax2.set_ylabel("replications")
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.set_title(
+        f"Peak down: P(>= 1/3) = {_fmt(p, row.unit)} [{_fmt(low, row.unit)}, "
+        f"{_fmt(high, row.unit)}], n={len(peaks)}", fontsize=10.5)
+    ax2.legend(fontsize=8.5)
+    ax2.grid(alpha=0.3)
+    fig.suptitle(f"Consensus impact ({replications} replications; one node = one vote)",
+                 fontsize=11)
+    return fig, [ax1, ax2]
+
+
+def governance_figure(table: pd.DataFrame) -> tuple[Figure, list[Axes]]:
+    """Probabilities (Wilson) and counts per replication (t) of the governance flow."""
+    fig = Figure(figsize=(11.0, 5.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, 2, height_ratios=[4, 2.6])
+    ax1 = fig.add_subplot(grid[0, :])
+    ax2 = fig.add_subplot(grid[1, 0])
+    ax3 = fig.add_subplot(grid[1, 1])
+    _interval_panel(ax1, table, ["activated", "quorum_available_at_build", "malicious_proposed",
+                                 "malicious_approved"],
+                    "probability [%] (share of replications, Wilson 95% CI)", percent=True)
+    _interval_panel(ax2, table, ["proposal_attempts", "release_quorum_fail_total"],
+                    "submissions [count per replication] (mean, t 95% CI)", percent=False,
+                    color=GREY, unit="count")
+    _interval_panel(ax3, table, ["release_votes_total"],
+                    "votes [count per replication] (mean, t 95% CI)", percent=False, color=GREY,
+                    unit="count")
+    total = int(table["N"].iloc[0]) if len(table) else 0
+    fig.suptitle(f"Governance ({total} replications)", fontsize=11)
+    return fig, [ax1, ax2, ax3]
+
+
+__all__ = [
+    "affected_figure",
+    "consensus_figure",
+    "containment_figure",
+    "exposure_figure",
+    "governance_figure",
+    "new_figure",
+    "time_unit",
+    "timing_figure",
+]

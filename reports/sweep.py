@@ -1,0 +1,297 @@
+"""Threshold tuning: the tidy sweep table, the SLO rule and the safety-vs-liveness frontier.
+
+Input: for each grid point, its settings (``{"signers.threshold": "5"}``), its
+per-replication measure values (``reports.measures.per_replication``) and its activation
+deadline. Output:
+
+- ``sweep_table``: one row per grid point, the main metrics' estimate, 95% CI and ``n``
+  (``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``, ``<metric>_n``).
+- ``recommend``: the SLO rule. A point is **feasible** when the Wilson 95% *upper* bound
+  of P(malicious build approved) is ``<= max_forgery_prob`` and its median time to
+  activation (a replication that never activated counts as never, i.e. infinite) is
+  ``<= max_activation_s``. Among feasible points the one with the fastest median
+  activation is recommended (ties: the lower forgery bound, then the grid order); the
+  reason is one sentence. With no feasible point, the sentence says so and why.
+- ``frontier_figure``: P(malicious approved) vs median time to activation and vs
+  P(activated by the deadline), with CIs, the SLO lines and the recommendation.
+
+Must not import ``sim`` or ``model``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from reports.figures import BLUE, GREY, RED, new_figure, time_unit
+from reports.intervals import bootstrap, t_interval, wilson
+from reports.report import format_value
+
+SWEEP_METRICS: tuple[tuple[str, str, str], ...] = (
+    # (column, unit, method)
+    ("malicious_approved", "probability", "wilson"),
+    ("malicious_installed_fraction", "fraction", "wilson"),
+    ("activated", "probability", "wilson"),
+    ("activated_on_time", "probability", "wilson"),
+    ("activation_median_s", "s", "bootstrap"),
+    ("time_to_activation_s", "s", "t"),
+    ("time_to_quorum_s", "s", "bootstrap"),
+    ("lagging_fraction", "fraction", "wilson"),
+    ("failed_startup_fraction", "fraction", "wilson"),
+    ("peak_down_fraction", "fraction", "wilson"),
+)
+PRECISION_METRICS = ("malicious_approved", "activated_on_time")
+"""The metrics ``--target-ci-width`` makes precise (half-widths in probability units)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    label: str | None
+    """The recommended grid point (``key=value, ...``), or None when none is feasible."""
+    sentence: str
+    feasible: tuple[bool, ...]
+
+
+def sweep_values(values: pd.DataFrame, deadline_s: float) -> pd.DataFrame:
+    """Add the sweep's derived columns to one point's per-replication values."""
+    out = values.copy()
+    act = out["time_to_activation_s"].astype(float)
+    activated = out["activated"].astype(float) > 0.5
+    out["activated_on_time"] = (activated & (act <= deadline_s)).astype(float)
+    out["activation_median_s"] = act.where(activated, math.inf)
+    return out
+
+
+def _metric(values: np.ndarray, method: str) -> tuple[float, float, float, int]:
+    x = np.asarray(values, dtype=float)
+    if method == "wilson":
+        x = x[np.isfinite(x)]
+        p, low, high = wilson(float(np.sum(x)), len(x))
+        return p, low, high, len(x)
+    if method == "bootstrap":
+        return bootstrap(x)
+    return t_interval(x)
+
+
+def sweep_table(
+    points: Sequence[tuple[Mapping[str, str], pd.DataFrame, float]],
+) -> pd.DataFrame:
+    """One row per point from ``(settings, per-replication values, deadline_s)``."""
+    rows = []
+    for settings, values, deadline in points:
+        v = sweep_values(values, deadline)
+        row: dict[str, object] = {key: _typed(value) for key, value in settings.items()}
+        row["point"] = ", ".join(f"{k}={val}" for k, val in settings.items())
+        row["replications"] = len(v)
+        row["deadline_s"] = float(deadline)
+        for name, _, method in SWEEP_METRICS:
+            if name not in v.columns:
+                continue
+            est, low, high, n = _metric(v[name].to_numpy(), method)
+            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = est, low, high
+            row[f"{name}_n"] = n
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _typed(text: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def max_half_width(table: pd.DataFrame, metrics: Sequence[str] = PRECISION_METRICS) -> float:
+    """Largest CI half-width of ``metrics`` over the grid points."""
+    widths = [((table[f"{m}_ci_high"] - table[f"{m}_ci_low"]) / 2).max() for m in metrics
+              if f"{m}_ci_high" in table.columns]
+    return float(max(widths)) if widths else math.nan
+
+
+def recommend(
+    table: pd.DataFrame, max_forgery_prob: float | None, max_activation_s: float | None
+) -> Recommendation:
+    """Apply the SLO rule (module docstring) to a sweep table."""
+    if max_forgery_prob is None and max_activation_s is None:
+        return Recommendation(None, "No SLO given (--max-forgery-prob, --max-activation-s): "
+                              "no recommendation.", tuple(False for _ in range(len(table))))
+    forgery_ok = (table["malicious_approved_ci_high"] <= max_forgery_prob
+                  if max_forgery_prob is not None else pd.Series(True, index=table.index))
+    speed_ok = (table["activation_median_s"] <= max_activation_s
+                if max_activation_s is not None else pd.Series(True, index=table.index))
+    feasible = forgery_ok & speed_ok
+    slo = _slo_text(max_forgery_prob, max_activation_s)
+    if not feasible.any():
+        return Recommendation(None, _none_sentence(table, forgery_ok, speed_ok, slo),
+                              tuple(bool(f) for f in feasible))
+    candidates = table[feasible].assign(_order=np.arange(len(table))[feasible.to_numpy()])
+    best = candidates.sort_values(["activation_median_s", "malicious_approved_ci_high",
+                                   "_order"], kind="stable").iloc[0]
+    n_feasible = int(feasible.sum())
+    sentence = (
+        f"Recommended: {best['point']} - the fastest median activation "
+        f"({format_value(best['activation_median_s'], 's')}) among the {n_feasible} of "
+        f"{len(table)} settings meeting {slo} (its P(malicious approved) is "
+        f"{_pct(best['malicious_approved'])}, 95% CI [{_pct(best['malicious_approved_ci_low'])}, "
+        f"{_pct(best['malicious_approved_ci_high'])}], n={int(best['replications'])})."
+    )
+    return Recommendation(str(best["point"]), sentence, tuple(bool(f) for f in feasible))
+
+
+def _pct(value: float) -> str:
+    return format_value(value, "probability")
+
+
+def _slo_text(max_forgery_prob: float | None, max_activation_s: float | None) -> str:
+    parts = []
+    if max_forgery_prob is not None:
+        parts.append(f"P(malicious approved) 95% upper bound <= {_pct(max_forgery_prob)}")
+    if max_activation_s is not None:
+        parts.append(f"median activation <= {format_value(max_activation_s, 's')}")
+    return " and ".join(parts)
+
+
+def _none_sentence(table: pd.DataFrame, forgery_ok: pd.Series, speed_ok: pd.Series,
+                   slo: str) -> str:
+    if forgery_ok.any() and speed_ok.any():
+        safe = table[forgery_ok]
+        fastest = safe.sort_values("activation_median_s", kind="stable").iloc[0]
+        why = (f"the safe settings activate too slowly (fastest safe: {fastest['point']}, "
+               f"median {format_value(fastest['activation_median_s'], 's')}) and the fast "
+               "ones are not safe enough")
+    elif not forgery_ok.any():
+        best = table.sort_values("malicious_approved_ci_high", kind="stable").iloc[0]
+        why = (f"no setting is safe enough (lowest upper bound: {best['point']}, "
+               f"{_pct(best['malicious_approved_ci_high'])}; more replications narrow it)")
+    else:
+        best = table.sort_values("activation_median_s", kind="stable").iloc[0]
+        why = (f"no setting activates fast enough (fastest: {best['point']}, median "
+               f"{format_value(best['activation_median_s'], 's')})")
+    return f"No setting meets {slo}: {why}."
+
+
+def frontier_figure(
+    table: pd.DataFrame,
+    *,
+    max_forgery_prob: float | None = None,
+    max_activation_s: float | None = None,
+    recommended: str | None = None,
+    title: str = "",
+) -> tuple[Figure, list[Axes]]:
+    """Safety vs liveness: P(malicious approved) against activation time and on-time P."""
+    fig, (ax1, ax2) = new_figure(12.0, 5.0, ncols=2)
+    act = table["activation_median_s"].to_numpy(dtype=float)
+    finite = act[np.isfinite(act)]
+    hi_ci = table["activation_median_s_ci_high"].to_numpy(dtype=float)
+    span = np.concatenate([finite, hi_ci[np.isfinite(hi_ci)]])
+    if max_activation_s is not None:
+        span = np.append(span, max_activation_s)
+    div, unit = time_unit(float(span.max()) if len(span) else 0.0)
+    right = (float(span.max()) / div * 1.12) if len(span) else 1.0
+    y = 100 * table["malicious_approved"].to_numpy(dtype=float)
+    ylo = 100 * table["malicious_approved_ci_low"].to_numpy(dtype=float)
+    yhi = 100 * table["malicious_approved_ci_high"].to_numpy(dtype=float)
+    on = 100 * table["activated_on_time"].to_numpy(dtype=float)
+    onlo = 100 * table["activated_on_time_ci_low"].to_numpy(dtype=float)
+    onhi = 100 * table["activated_on_time_ci_high"].to_numpy(dtype=float)
+    def err(mid: float, low: float, high: float) -> list[list[float]]:
+        return [[max(0.0, mid - low)], [max(0.0, high - mid)]]
+
+    for i, row in enumerate(table.itertuples(index=False)):
+        label = _short(row.point)
+        rec = recommended is not None and row.point == recommended
+        color = RED if rec else BLUE
+        x = act[i] / div
+        xl = table["activation_median_s_ci_low"].iloc[i] / div
+        xh = table["activation_median_s_ci_high"].iloc[i] / div
+        if math.isfinite(x):
+            xerr = err(x, xl, xh) if math.isfinite(xl) and math.isfinite(xh) else None
+            ax1.errorbar(x, y[i], xerr=xerr, yerr=err(y[i], ylo[i], yhi[i]),
+                         fmt="o", color=color, ecolor=color, capsize=3, ms=8 if rec else 6)
+            ax1.annotate(label, (x, y[i]), xytext=(10, 12 + 15 * (i % 4)),
+                         textcoords="offset points", fontsize=9, color=color,
+                         arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
+        else:
+            ax1.annotate(f"{label}: never activates (median)", (0.02, y[i]),
+                         xycoords=("axes fraction", "data"), fontsize=8.5, color=GREY)
+        ax2.errorbar(on[i], y[i], xerr=err(on[i], onlo[i], onhi[i]),
+                     yerr=err(y[i], ylo[i], yhi[i]), fmt="o", color=color,
+                     ecolor=color, capsize=3, ms=8 if rec else 6)
+        ax2.annotate(label, (on[i], y[i]), xytext=(-10, 12 + 15 * (i % 4)),
+                     textcoords="offset points", fontsize=9, color=color, ha="right",
+                     arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
+    if recommended is not None:
+        for ax in (ax1, ax2):
+            ax.plot([], [], "o", color=RED, label=f"recommended: {_short(recommended)}")
+    top = max(5.0, float(np.nanmax(yhi)) * 1.15 if len(yhi) else 5.0)
+    top = min(top + 8.0, 110.0) if top > 50 else top * 1.3
+    if max_forgery_prob is not None:
+        top = max(top, 100 * max_forgery_prob * 1.3)
+        for ax in (ax1, ax2):
+            ax.axhline(100 * max_forgery_prob, color=RED, ls="--", lw=1.2,
+                       label=f"max forgery {_pct(max_forgery_prob)} (upper CI must be below)")
+    if max_activation_s is not None:
+        ax1.axvline(max_activation_s / div, color=RED, ls=":", lw=1.4,
+                    label=f"max activation {format_value(max_activation_s, 's')}")
+    ax1.set_xlim(0, right)
+    ax2.set_xlim(-3, 103)
+    for ax in (ax1, ax2):
+        ax.set_ylim(-top * 0.04, top)
+        ax.set_ylabel("P(malicious build approved) [%]")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="center right")
+    ax1.set_xlabel(f"median time build -> activation [{unit}] (never = infinite)")
+    deadline = table["deadline_s"].iloc[0] if len(table) else math.nan
+    ax2.set_xlabel(f"P(activated within {format_value(deadline, 's')} of the build) [%]")
+    reps = int(table["replications"].min()) if len(table) else 0
+    ax1.set_title("safety vs speed (Wilson / bootstrap 95% CIs)", fontsize=10.5)
+    ax2.set_title("safety vs liveness (Wilson 95% CIs)", fontsize=10.5)
+    fig.suptitle(f"{title}{' - ' if title else ''}{len(table)} settings x {reps} replications "
+                 "(common random numbers)", fontsize=11)
+    return fig, [ax1, ax2]
+
+
+def _short(point: str) -> str:
+    """``signers.threshold=5`` -> ``threshold=5`` (the last key segment)."""
+    return ", ".join(part.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + part.split("=", 1)[1]
+                     for part in point.split(", "))
+
+
+def sweep_markdown(table: pd.DataFrame, recommendation: Recommendation, title: str) -> str:
+    """``sweep.md``: the recommendation, the table and the frontier picture."""
+    lines = [f"# Sweep: {title}", "", recommendation.sentence, "",
+             "![frontier](frontier.png)", "",
+             "| setting | n | P(malicious approved) | P(activated on time) | median activation "
+             "| feasible |", "|---|---|---|---|---|---|"]
+    for i, row in enumerate(table.itertuples(index=False)):
+        feasible = recommendation.feasible[i] if recommendation.feasible else False
+        lines.append(
+            f"| {row.point} | {row.replications} | {_pct(row.malicious_approved)} "
+            f"[{_pct(row.malicious_approved_ci_low)}, {_pct(row.malicious_approved_ci_high)}] "
+            f"| {_pct(row.activated_on_time)} [{_pct(row.activated_on_time_ci_low)}, "
+            f"{_pct(row.activated_on_time_ci_high)}] | "
+            f"{format_value(row.activation_median_s, 's')} | {'yes' if feasible else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "PRECISION_METRICS",
+    "Recommendation",
+    "SWEEP_METRICS",
+    "frontier_figure",
+    "max_half_width",
+    "recommend",
+    "sweep_markdown",
+    "sweep_table",
+    "sweep_values",
+]
