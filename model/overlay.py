@@ -159,13 +159,10 @@ def _json_item(item: object, position: str) -> LegacyPeer:
 def read_legacy_peers(text: str) -> list[LegacyPeer]:
     """Parse a legacy peer store (JSON or text); raises ``MalformedInput`` with a position."""
     stripped = text.lstrip()
+    if not stripped:
+        raise MalformedInput("empty file: no peers to migrate (refusing to write an empty store)")
     if stripped[:1] in ("[", "{"):
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise MalformedInput(
-                f"line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
-            ) from None
+        document = load_json_strict(text)
         items = document.get("peers") if isinstance(document, dict) else document
         if not isinstance(items, list):
             raise MalformedInput(
@@ -178,6 +175,33 @@ def read_legacy_peers(text: str) -> list[LegacyPeer]:
         if token and not token.startswith("#"):
             peers.append(LegacyPeer(f"line {lineno}", token))
     return peers
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise MalformedInput(f"invalid JSON (key {key!r} appears twice in one object)")
+        seen[key] = value
+    return seen
+
+
+def load_json_strict(text: str, where: str = "") -> Any:
+    """``json.loads`` that reports every problem as one ``MalformedInput`` line: syntax (with
+    line and column), a key repeated in one object, nesting too deep, an over-long number."""
+    prefix = f"{where}: " if where else ""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise MalformedInput(
+            f"{prefix}line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
+        ) from None
+    except MalformedInput as exc:
+        raise MalformedInput(f"{prefix}{exc}") from None
+    except RecursionError:
+        raise MalformedInput(f"{prefix}invalid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer literal longer than 4300 digits
+        raise MalformedInput(f"{prefix}invalid JSON ({' '.join(str(exc).split())})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +306,8 @@ def migrate_overlay_store(
         raise InputError(f"legacy peer store {old_path}: does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"legacy peer store {old_path}: cannot read: {exc}") from None
+    if new_path.resolve() == old_path.resolve():
+        raise InputError(f"peer store {new_path}: is the legacy store itself; choose another NEW")
     if new_path.exists() and not force:
         raise InputError(f"peer store {new_path}: already exists; pass --force to replace it")
     if new_path.is_dir():

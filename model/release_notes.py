@@ -65,6 +65,15 @@ class BackendChange:
         return data
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise MalformedInput(f"key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -78,9 +87,15 @@ def parse_history(text: str, source: str) -> list[BackendChange]:
             continue
         where = f"{source}: line {lineno}"
         try:
-            record = json.loads(stripped)
+            record = json.loads(stripped, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise MalformedInput(f"{where}: invalid JSON ({exc.msg})") from None
+        except MalformedInput as exc:
+            raise MalformedInput(f"{where}: {exc}") from None
+        except RecursionError:
+            raise MalformedInput(f"{where}: invalid JSON (nested too deeply)") from None
+        except ValueError as exc:  # e.g. an integer literal longer than 4300 digits
+            raise MalformedInput(f"{where}: invalid JSON ({' '.join(str(exc).split())})") from None
         if not isinstance(record, dict):
             raise MalformedInput(f"{where}: expected a JSON object")
         unknown = sorted(set(record) - set(_REQUIRED) - set(_OPTIONAL))
@@ -96,6 +111,11 @@ def parse_history(text: str, source: str) -> list[BackendChange]:
             raise MalformedInput(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if not isinstance(backend, str) or not backend.strip():
             raise MalformedInput(f"{where}: backend must be a non-empty string, got {backend!r}")
+        if any(not c.isprintable() for c in backend) or any(c in backend for c in "`|"):
+            raise MalformedInput(
+                f"{where}: backend must be a plain name (no control characters, '`' or '|'),"
+                f" got {backend!r}"
+            )
         if action not in ACTIONS:
             raise MalformedInput(
                 f"{where}: action must be one of {', '.join(ACTIONS)}, got {action!r}"
@@ -221,7 +241,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     )
     for c in ordered:
         extra = f" (proposal {c['proposal_id']})" if "proposal_id" in c else ""
-        note = f": {c['note']}" if "note" in c else ""
+        note = f": {' '.join(c['note'].split())}" if "note" in c else ""  # one bullet line
         what = f"{c['action']} {c['kind']} `{c['backend']}`"
         lines.append(f"- epoch {c['epoch']}: {what}{extra}{note}")
     return "\n".join(lines)

@@ -125,7 +125,11 @@ class FileSlot:
         binary = resolve_binary(binary_arg, env)
         env = os.environ if env is None else env
         backup = env.get(ENV_PREVIOUS_BINARY, "").strip()
-        previous = Path(backup).expanduser() if backup else _with_suffix(binary, PREVIOUS_SUFFIX)
+        previous = (
+            _expand(backup, ENV_PREVIOUS_BINARY)
+            if backup
+            else _with_suffix(binary, PREVIOUS_SUFFIX)
+        )
         return cls(binary, previous)
 
     def __repr__(self) -> str:
@@ -155,10 +159,21 @@ class FileSlot:
 def resolve_binary(binary_arg: str | None, env: Mapping[str, str] | None = None) -> Path:
     """The node binary: ``--binary``, else ``TB_NODE_BINARY``, else the default path."""
     env = os.environ if env is None else env
-    for value in (binary_arg, env.get(ENV_NODE_BINARY)):
+    for value, what in ((binary_arg, "--binary"), (env.get(ENV_NODE_BINARY), ENV_NODE_BINARY)):
         if value is not None and value.strip():
-            return Path(value.strip()).expanduser()
-    return DEFAULT_BINARY.expanduser()
+            return _expand(value.strip(), what)
+    return _expand(str(DEFAULT_BINARY), "default binary")
+
+
+def _expand(text: str, what: str) -> Path:
+    """``Path(text).expanduser()``; an unknown ``~user`` or a NUL byte is a ``SlotError``."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError as exc:
+        raise SlotError(f"{what} {text!r}: unusable path ({exc})") from None
+    if "\0" in str(path):
+        raise SlotError(f"{what} {text!r}: unusable path (embedded NUL byte)")
+    return path
 
 
 def _with_suffix(path: Path, suffix: str) -> Path:
@@ -184,9 +199,9 @@ class FileAuditLog:
         """``--audit-log``, else ``TB_ROLLBACK_AUDIT_LOG``, else ``<binary>.rollback.jsonl``
         (``binary`` defaults to ``resolve_binary(None, env)``)."""
         env = os.environ if env is None else env
-        for value in (path_arg, env.get(ENV_AUDIT_LOG)):
+        for value, what in ((path_arg, "--audit-log"), (env.get(ENV_AUDIT_LOG), ENV_AUDIT_LOG)):
             if value is not None and value.strip():
-                return cls(Path(value.strip()).expanduser())
+                return cls(_expand(value.strip(), what))
         return cls(_with_suffix(binary or resolve_binary(None, env), AUDIT_SUFFIX))
 
     def __repr__(self) -> str:

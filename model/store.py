@@ -195,7 +195,7 @@ class GovernanceStore:
             raise StoreError(f"{where}: cannot open: {exc}") from None
         store = cls(db, str(path))
         try:
-            store._initialise()
+            store._initialise(create=create)
             db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -205,7 +205,7 @@ class GovernanceStore:
             raise
         return store
 
-    def _initialise(self) -> None:
+    def _initialise(self, *, create: bool = True) -> None:
         db = self._db
         db.execute("PRAGMA foreign_keys=ON")
         with self.transaction():
@@ -214,13 +214,15 @@ class GovernanceStore:
             tables = {
                 r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             } - {"sqlite_sequence"}
-            if not tables and app_id == 0:
+            where = f"governance store {self.location}"
+            if not tables and app_id == 0 and version == 0:
+                if not create:  # opening to read must never write a schema into a file
+                    raise StoreError(f"{where}: an empty file or database, not a releasesim store")
                 for statement in _schema_statements():
                     db.execute(statement)
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 return
-            where = f"governance store {self.location}"
             if app_id != APPLICATION_ID:
                 raise StoreError(f"{where}: a foreign SQLite database, not a releasesim store")
             if version > SCHEMA_VERSION:

@@ -33,17 +33,33 @@ from model.explorer import (
     release_timeline,
 )
 from model.explorer import release_history as history_query
-from sim.cli_gov import open_store, store_path
+from sim.cli_gov import guard, non_empty, open_store, store_path, strict_int
 from sim.explorer_http import ExplorerApp, make_server
 
 DEFAULT_PORT = 8088
 
 
 def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    return strict_int(text)
+
+
+def _port(text: str) -> int:
+    value = strict_int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
+    return value
+
+
+def _host(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (it would bind every interface)")
+    return text.strip()
+
+
+def _flag_error(exc: InvalidParameter) -> MalformedInput:
+    """``InvalidParameter('page_size', ...)`` as the CLI names it: ``--page-size: ...``."""
+    flag = "--" + exc.parameter.replace("_", "-")
+    return MalformedInput(flag + str(exc)[len(exc.parameter) :])
 
 
 def _short(key: str) -> str:
@@ -95,8 +111,7 @@ def cmd_release_history(args: argparse.Namespace) -> int:
                 page_size=args.page_size,
             )
         except InvalidParameter as exc:
-            flag = "--" + exc.parameter.replace("_", "-")
-            raise MalformedInput(flag + str(exc)[len(exc.parameter) :]) from None
+            raise _flag_error(exc) from None
     if args.json:
         print(json.dumps(page, indent=2))
     else:
@@ -109,7 +124,10 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     if args.bucket_s < 1:
         raise MalformedInput(f"--bucket-s: must be >= 1, got {args.bucket_s}")
     with open_store(args) as store:
-        points = release_timeline(store, args.bucket_s)
+        try:
+            points = release_timeline(store, args.bucket_s)
+        except InvalidParameter as exc:
+            raise _flag_error(exc) from None
     if args.json:
         print(json.dumps({"bucket_s": args.bucket_s, "points": points}, indent=2))
         return 0
@@ -164,10 +182,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
         parser = cmds.add_parser(name, help=help_text, description=help_text)
         parser.add_argument(
-            "--state", metavar="DB",
+            "--state", metavar="DB", type=non_empty,
             help="governance store (else $TB_GOV_DB_PATH, else ~/.the_block/governance.db)",
         )
-        parser.set_defaults(func=handler)
+        parser.set_defaults(func=guard(handler))
         return parser
 
     p = add("release-history", cmd_release_history, "list approved releases, newest first")
@@ -189,9 +207,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("serve", cmd_serve, "serve GET /releases, /releases/timeline and /metrics over HTTP")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
-        "--port", type=_int, default=DEFAULT_PORT, metavar="N",
+        "--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, metavar="N",
         help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request")

@@ -30,23 +30,28 @@ parses, calls ``model`` and prints; the rules live in ``model``. Errors derived 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import getpass
 import json
 import math
 import os
 import socket
+import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from model.crypto import parse_hash
+from model.crypto import build_hash_of, parse_hash
 from model.errors import (
     InputError,
     MalformedInput,
     QuorumError,
     RollbackUnavailable,
+    SlotError,
+    StoreError,
     UnknownProposal,
 )
 from model.governance import (
@@ -69,19 +74,42 @@ ENV_DB_PATH = "TB_GOV_DB_PATH"
 DEFAULT_DB_PATH = Path("~/.the_block/governance.db")
 DEFAULT_DOWNLOADS = Path("downloads")
 SECONDS_PER_EPOCH = 60
+MAX_INT = 2**63 - 1  # the largest integer the SQLite store can hold
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 # -- argument types -------------------------------------------------------------------
-def _non_negative_int(text: str) -> int:
+def _plain_ascii(text: str) -> bool:
+    """Python's int()/float() accept non-ASCII digits ('١') and '_'; operators' input does not."""
+    return text.isascii() and "_" not in text
+
+
+def strict_int(text: str) -> int:
+    """An ASCII decimal integer that fits the store (|value| <= 2**63 - 1)."""
     try:
+        if not _plain_ascii(text):
+            raise ValueError
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if abs(value) > MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_INT}, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = strict_int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def non_empty(text: str) -> str:
+    """A path or name given explicitly must not be empty (``--state "$UNSET"``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -93,6 +121,8 @@ def _positive_int(text: str) -> int:
 
 def _finite_non_negative(text: str) -> float:
     try:
+        if not _plain_ascii(text):
+            raise ValueError
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
@@ -125,14 +155,57 @@ def _default_actor() -> str:
         return "operator"
 
 
+def expand_path(text: str | Path, what: str) -> Path:
+    """``Path(text).expanduser()``; an unknown ``~user`` or a NUL byte is an ``InputError``."""
+    try:
+        path = Path(text).expanduser()
+        if "\0" in str(path):
+            raise ValueError("embedded NUL byte")
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"{what} {str(text)!r}: unusable path ({exc})") from None
+    return path
+
+
 def store_path(args: argparse.Namespace) -> Path:
-    """``--state``, else ``TB_GOV_DB_PATH``, else ``~/.the_block/governance.db``."""
+    """``--state``, else ``TB_GOV_DB_PATH``, else ``~/.the_block/governance.db``.
+
+    An empty ``TB_GOV_DB_PATH`` counts as unset; an empty ``--state`` is refused by argparse.
+    """
     if args.state:
-        return Path(args.state).expanduser()
+        return expand_path(args.state, "--state")
     env = os.environ.get(ENV_DB_PATH)
-    if env:
-        return Path(env).expanduser()
-    return DEFAULT_DB_PATH.expanduser()
+    if env and env.strip():
+        return expand_path(env, ENV_DB_PATH)
+    return expand_path(DEFAULT_DB_PATH, "default governance store")
+
+
+def _store_label(args: argparse.Namespace) -> str:
+    try:
+        return str(store_path(args))
+    except InputError:
+        return "(unusable path)"
+
+
+def guard(handler: Handler) -> Handler:
+    """Run ``handler`` turning stray SQLite and filesystem errors into one-line errors.
+
+    The model raises ``ReleasesimError`` for every failure it knows about; this is the net
+    under it, so a damaged store page or an odd path never shows a traceback.
+    """
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except sqlite3.Error as exc:
+            where = _store_label(args) if hasattr(args, "state") else "governance store"
+            raise StoreError(f"governance store {where}: unreadable ({exc})") from None
+        except OSError as exc:
+            name = exc.filename if exc.filename is not None else "a file"
+            reason = exc.strerror or " ".join(str(exc).split())
+            raise InputError(f"{name}: {reason}") from None
+
+    return run
 
 
 def open_store(args: argparse.Namespace, *, create: bool = False) -> GovernanceStore:
@@ -143,7 +216,8 @@ def open_store(args: argparse.Namespace, *, create: bool = False) -> GovernanceS
     ``~/.the_block`` is created on demand; an explicit path's folder must exist.
     """
     path = store_path(args)
-    if not path.exists() and not create:
+    if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
+        # a missing or zero-byte store reads as empty and is never written by a reader
         return GovernanceStore.memory()
     if create and not path.exists() and not args.state and not os.environ.get(ENV_DB_PATH):
         try:
@@ -203,6 +277,10 @@ def cmd_propose(args: argparse.Namespace) -> int:
     attestations = parse_attestations(args.signer, args.signature)
     config = load_signer_config()
     epoch = _epoch(args)
+    if epoch + args.vote_period > MAX_INT:
+        raise MalformedInput(
+            f"--vote-period: deadline epoch {epoch} + {args.vote_period} exceeds {MAX_INT}"
+        )
     proposer = args.proposer or _default_actor()
     trusted = set(config.signers)
     problem = threshold_problem(len(trusted) if args.threshold is None else args.threshold,
@@ -362,13 +440,19 @@ def _node_id(args: argparse.Namespace) -> str:
 def cmd_fetch(args: argparse.Namespace) -> int:
     build_hash = parse_hash(args.hash, "--hash")
     attestations: tuple[Attestation, ...] | None = parse_attestations(args.signer, args.signature)
-    dest = Path(args.dest) if args.dest else DEFAULT_DOWNLOADS / f"{build_hash}.bin"
+    dest = (
+        expand_path(args.dest, "--dest") if args.dest else DEFAULT_DOWNLOADS / f"{build_hash}.bin"
+    )
+    if dest.is_dir():
+        raise SlotError(f"download destination {dest}: is a directory")
     source = UrlSource.from_env()
     slot = FileSlot.resolve(args.binary) if args.install else None
     with open_store(args) as store:
         approved = store.get_approved(build_hash)
         if slot is not None:
             ensure_release_authorized(store, build_hash)  # refuse before downloading
+            slot.current(), slot.previous()  # an unreadable slot fails before downloading
+        dest_existed = dest.exists()
         signer_set: tuple[str, ...] = ()
         threshold: int | None = args.threshold
         if attestations:
@@ -413,7 +497,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         ]
         if slot is not None:
             node_id = _node_id(args)
-            record = install_release(store, slot, release, node_id=node_id, now=time.time())
+            with _discard_on_failure(dest if not dest_existed else None):
+                record = install_release(store, slot, release, node_id=node_id, now=time.time())
             payload.update(
                 installed=True, binary=str(slot.binary), backup=str(slot.backup),
                 node_id=node_id, install_ts=record.ts,
@@ -426,10 +511,44 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _discard_on_failure(path: Path | None) -> Iterator[None]:
+    """Remove ``path`` (a download this command created) if the block fails."""
+    try:
+        yield
+    except BaseException:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _check_appendable(path: Path) -> None:
+    """``SlotError`` unless ``path`` could be appended to (without creating anything)."""
+    if path.is_dir():
+        raise SlotError(f"rollback audit log {path}: cannot append: is a directory")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise SlotError(f"rollback audit log {path}: cannot append: permission denied")
+        return
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SlotError(f"rollback audit log {path}: cannot append: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SlotError(f"rollback audit log {path}: cannot append: {folder} is not writable")
+
+
 def cmd_boot_check(args: argparse.Namespace) -> int:
     slot = FileSlot.resolve(args.binary)
     audit = FileAuditLog.resolve(args.audit_log, binary=slot.binary)
     with open_store(args) as store:
+        current = slot.current()
+        if current is None or store.get_approved(build_hash_of(current)) is None:
+            # a rollback is coming: make sure its audit record can be written before the
+            # binary is touched, so a bad --audit-log never leaves an unrecorded rollback
+            _check_appendable(audit.path)
         try:
             result = boot_check(
                 store, slot, node_id=_node_id(args), now=time.time(), audit=audit, started=True
@@ -463,6 +582,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--state",
+        type=non_empty,
         metavar="PATH",
         help=f"governance store (else ${ENV_DB_PATH}, else {DEFAULT_DB_PATH})",
     )
@@ -493,7 +613,10 @@ def _add_epoch(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_voter(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--voter", metavar="ADDR", help="voter address (default: your user name)")
+    parser.add_argument(
+        "--voter", type=non_empty, metavar="ADDR",
+        help="voter address (default: your user name)",
+    )
     parser.add_argument(
         "--weight", type=_finite_non_negative, default=1.0, metavar="W",
         help="voting weight / stake (default 1)",
@@ -509,13 +632,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         parser = cmds.add_parser(name, parents=[common], help=help_text, description=help_text)
-        parser.set_defaults(func=handler)
+        parser.set_defaults(func=guard(handler))
         return parser
 
     p = add("propose-release", cmd_propose, "submit a ReleaseVote proposal for a signed build")
     p.add_argument("--hash", required=True, metavar="H", help="BLAKE3 build hash (64 hex)")
     _add_attestation_flags(p, required=False)
-    p.add_argument("--proposer", metavar="ADDR", help="proposer address (default: your user name)")
+    p.add_argument(
+        "--proposer", type=non_empty, metavar="ADDR",
+        help="proposer address (default: your user name)",
+    )
     _add_epoch(p)
     p.add_argument(
         "--vote-period", type=_non_negative_int, default=0, metavar="EPOCHS",
@@ -547,10 +673,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = add("fetch-release", cmd_fetch, "download <hash>.bin from $TB_RELEASE_SOURCE_URL, verify")
     p.add_argument("--hash", required=True, metavar="H", help="BLAKE3 build hash (64 hex)")
     _add_attestation_flags(p, required=False)
-    p.add_argument("--dest", metavar="PATH", help="where to save (default ./downloads/<hash>.bin)")
+    p.add_argument(
+        "--dest", type=non_empty, metavar="PATH",
+        help="where to save (default ./downloads/<hash>.bin)",
+    )
     p.add_argument("--install", action="store_true", help="install into the node binary slot")
-    p.add_argument("--binary", metavar="PATH", help="node binary (else $TB_NODE_BINARY)")
-    p.add_argument("--node-id", metavar="ID", help="node id recorded with the install (hostname)")
+    p.add_argument(
+        "--binary", type=non_empty, metavar="PATH",
+        help="node binary (else $TB_NODE_BINARY)",
+    )
+    p.add_argument(
+        "--node-id", type=non_empty, metavar="ID",
+        help="node id recorded with the install (hostname)",
+    )
     p.add_argument(
         "--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
         help=f"give up after S seconds (default {DEFAULT_TIMEOUT_S:g})",
@@ -561,9 +696,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
 
     p = add("boot-check", cmd_boot_check, "refuse to start an unapproved binary and roll back")
-    p.add_argument("--binary", metavar="PATH", help="node binary (else $TB_NODE_BINARY)")
-    p.add_argument("--node-id", metavar="ID", help="node id for the audit record (hostname)")
-    p.add_argument("--audit-log", metavar="PATH", help="rollback audit log (JSON lines)")
+    p.add_argument(
+        "--binary", type=non_empty, metavar="PATH",
+        help="node binary (else $TB_NODE_BINARY)",
+    )
+    p.add_argument(
+        "--node-id", type=non_empty, metavar="ID",
+        help="node id for the audit record (hostname)",
+    )
+    p.add_argument(
+        "--audit-log", type=non_empty, metavar="PATH",
+        help="rollback audit log (JSON lines)",
+    )
 
     add("metrics", cmd_metrics, "Prometheus text exposition of the release counters")
 

@@ -28,21 +28,36 @@ from typing import Any
 from model.errors import InputError
 from model.overlay import DEFAULT_NEW, DEFAULT_OLD, migrate_overlay_store
 from model.release_notes import history_path, load_history, render_markdown, summarise
+from sim.cli_gov import expand_path, guard, non_empty, strict_int
 from sim.rollback_drill import SOURCES, StepResult, run_drill
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    value = strict_int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
+def _empty_workdir(text: str) -> Path:
+    """``--workdir``: an empty folder or a path that does not exist yet (then created)."""
+    workdir = expand_path(text, "--workdir")
+    if workdir.exists() and not workdir.is_dir():
+        raise InputError(f"--workdir {workdir}: not a folder")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        raise InputError(f"--workdir {workdir}: must be empty or absent")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"--workdir {workdir}: cannot create: {reason}") from None
+    return workdir
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
-    report = migrate_overlay_store(args.old, args.new, now=time.time(), force=args.force)
+    old = expand_path(args.old, "OLD")
+    new = expand_path(args.new, "NEW")
+    report = migrate_overlay_store(old, new, now=time.time(), force=args.force)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -55,10 +70,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_release_notes(args: argparse.Namespace) -> int:
-    if args.history:
-        path = Path(args.history).expanduser()
+    if args.history is not None:
+        path = expand_path(args.history, "--history")
     else:
-        state_dir = Path(args.state_dir).expanduser()
+        state_dir = expand_path(args.state_dir, "--state-dir")
         if not state_dir.is_dir():
             raise InputError(f"--state-dir {state_dir}: not a directory")
         path = history_path(state_dir)
@@ -93,11 +108,8 @@ def _drill(args: argparse.Namespace, workdir: Path) -> int:
 
 
 def cmd_rollback_drill(args: argparse.Namespace) -> int:
-    if args.workdir:
-        workdir = Path(args.workdir).expanduser()
-        if workdir.exists() and any(workdir.iterdir()):
-            raise InputError(f"--workdir {workdir}: must be empty or absent")
-        return _drill(args, workdir)
+    if args.workdir is not None:
+        return _drill(args, _empty_workdir(args.workdir))
     with tempfile.TemporaryDirectory(prefix="releasesim-drill-") as folder:
         return _drill(args, Path(folder))
 
@@ -114,13 +126,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Canonicalise every peer id of a legacy overlay peer store (JSON or"
         " one id per line) to base58-check and write the new store atomically.",
     )
-    p.add_argument("old", nargs="?", default=str(DEFAULT_OLD), metavar="OLD",
+    p.add_argument("old", nargs="?", type=non_empty, default=str(DEFAULT_OLD), metavar="OLD",
                    help=f"legacy peer store (default {DEFAULT_OLD})")
-    p.add_argument("new", nargs="?", default=str(DEFAULT_NEW), metavar="NEW",
+    p.add_argument("new", nargs="?", type=non_empty, default=str(DEFAULT_NEW), metavar="NEW",
                    help=f"canonical peer store to write (default {DEFAULT_NEW})")
     p.add_argument("--force", action="store_true", help="replace NEW if it exists")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
-    p.set_defaults(func=cmd_migrate)
+    p.set_defaults(func=guard(cmd_migrate))
 
     p = cmds.add_parser(
         "release-notes",
@@ -129,13 +141,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         " (or JSON), ready to paste into the release notes.",
     )
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--state-dir", metavar="D",
+    where.add_argument("--state-dir", type=non_empty, metavar="D",
                        help="node state folder (reads D/governance/backend_history.jsonl)")
-    where.add_argument("--history", metavar="FILE", help="an exported JSON-lines history")
+    where.add_argument("--history", type=non_empty, metavar="FILE",
+                       help="an exported JSON-lines history")
     p.add_argument("--since-epoch", type=_non_negative_int, default=0, metavar="E",
                    help="the cycle starts at epoch E (default 0: the whole history)")
     p.add_argument("--json", action="store_true", help="JSON instead of Markdown")
-    p.set_defaults(func=cmd_release_notes)
+    p.set_defaults(func=guard(cmd_release_notes))
 
     p = cmds.add_parser(
         "rollback-drill",
@@ -143,9 +156,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Fetch a known-good release, stage a corrupted binary, watch the boot"
         " check roll back, confirm the audit record and counters, reinstall.",
     )
-    p.add_argument("--workdir", metavar="DIR",
+    p.add_argument("--workdir", type=non_empty, metavar="DIR",
                    help="run in DIR and keep the files (default: a temporary folder)")
     p.add_argument("--source", choices=SOURCES, default="file",
                    help="release source: file:// folder or an HTTP server on 127.0.0.1")
     p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.set_defaults(func=cmd_rollback_drill)
+    p.set_defaults(func=guard(cmd_rollback_drill))

@@ -334,12 +334,20 @@ def _audit_records(path: Path) -> list[dict[str, object]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        if workdir.exists() and any(workdir.iterdir()):
-            print(f"error: --workdir {workdir}: must be empty or not exist", file=sys.stderr)
+    if args.workdir is not None:
+        try:
+            if not args.workdir.strip():
+                raise ValueError("must not be empty")
+            workdir = Path(args.workdir).expanduser().resolve()
+            if workdir.exists() and not workdir.is_dir():
+                raise ValueError("not a folder")
+            if workdir.exists() and any(workdir.iterdir()):
+                raise ValueError("must be empty or not exist")
+            workdir.mkdir(parents=True, exist_ok=True)
+        except (OSError, RuntimeError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"error: --workdir {args.workdir}: {reason}", file=sys.stderr)
             return 2
-        workdir.mkdir(parents=True, exist_ok=True)
         return run_demo(workdir)
     workdir = Path(tempfile.mkdtemp(prefix="releasesim-demo-"))
     try:

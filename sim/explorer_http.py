@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -184,7 +185,21 @@ class ExplorerApp:
             raise InvalidParameter("store", f"given {len(store_values)} times; give it once")
         if not store_values[0].strip():
             raise InvalidParameter("store", "must be a non-empty path")
-        return params, Path(store_values[0].strip()).expanduser()
+        text = store_values[0].strip()
+        if "\0" in text:
+            raise InvalidParameter("store", "must not contain a NUL byte")
+        try:
+            return params, Path(text).expanduser()
+        except RuntimeError as exc:  # an unknown ~user
+            raise InvalidParameter("store", f"unusable path ({exc})") from None
+
+    @staticmethod
+    def _resolved(path: Path) -> str:
+        """The cache key of a store path; a path the OS refuses is a bad ``store``."""
+        try:
+            return str(path.resolve())
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise InvalidParameter("store", f"unusable path ({type(exc).__name__})") from None
 
     def _route(self, target: str) -> Response:
         path = urlsplit(target).path
@@ -204,7 +219,11 @@ class ExplorerApp:
 
     # -- endpoints ---------------------------------------------------------------------
     def _open(self, path: Path) -> GovernanceStore:
-        return GovernanceStore.open(path, create=False)
+        try:
+            return GovernanceStore.open(path, create=False)
+        except OSError as exc:  # e.g. a file name too long for the OS
+            reason = exc.strerror or type(exc).__name__
+            raise StoreError(f"governance store {path}: cannot open: {reason}") from None
 
     def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Response:
         body = self.cache.get(key)
@@ -220,7 +239,7 @@ class ExplorerApp:
     def _releases(self, target: str) -> Response:
         params, store_path = self._split(target)
         query = parse_history_query(params)
-        key = ("releases", query.key(), str(store_path.resolve()))
+        key = ("releases", query.key(), self._resolved(store_path))
 
         def compute() -> dict[str, Any]:
             with self._open(store_path) as store:
@@ -240,7 +259,7 @@ class ExplorerApp:
     def _timeline(self, target: str) -> Response:
         params, store_path = self._split(target)
         bucket_s = parse_timeline_query(params)
-        key = ("timeline", bucket_s, str(store_path.resolve()))
+        key = ("timeline", bucket_s, self._resolved(store_path))
 
         def compute() -> dict[str, Any]:
             with self._open(store_path) as store:
@@ -253,8 +272,14 @@ class ExplorerApp:
         params, store_path = self._split(target)
         for name in params:
             raise InvalidParameter(name, "unknown parameter (allowed: store)")
+        self._resolved(store_path)
         with self._open(store_path) as store:
-            text = render_prometheus(store)
+            try:
+                text = render_prometheus(store)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"governance store {store.location}: unreadable ({exc})"
+                ) from None
         return Response(200, text.encode(), PROMETHEUS_TYPE)
 
 
@@ -272,6 +297,30 @@ def _handler_class(app: ExplorerApp, quiet: bool) -> type[BaseHTTPRequestHandler
             self.end_headers()
             if method != "HEAD":
                 self.wfile.write(response.body)
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """http.server's own errors (bad request line, 414, 431, ...) as JSON too."""
+            short = self.responses.get(code, ("error", ""))[0]
+            text = message or short
+            self.log_error("code %d, message %s", code, text)
+            self.send_response(code, text)
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            body = json_response(code, {"error": f"{code} {text}"}).body
+            if code >= 200 and code not in (204, 205, 304):
+                self.send_header("Content-Type", JSON_TYPE)
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 205, 304):
+                self.wfile.write(body)
+
+        def __getattr__(self, name: str) -> Any:
+            # any other method (OPTIONS, TRACE, BREW, ...) gets the documented 405
+            if name.startswith("do_"):
+                return lambda: self._answer(name[3:])
+            raise AttributeError(name)
 
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             self._answer("GET")
@@ -324,5 +373,6 @@ def make_server(
     try:
         server_class = ExplorerServer6 if ":" in host else ExplorerServer
         return server_class((host, port), _handler_class(app, quiet))
-    except OSError as exc:
-        raise InputError(f"explorer: cannot listen on {host}:{port}: {exc}") from None
+    except (OSError, OverflowError) as exc:
+        reason = " ".join(str(exc).split())
+        raise InputError(f"explorer: cannot listen on {host}:{port}: {reason}") from None

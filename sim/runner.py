@@ -301,7 +301,7 @@ def blast_radius(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -
 
     Boolean columns get a Wilson interval on the proportion of replications where the
     metric is true; other columns a t-interval on the mean (fraction metrics clipped to
-    [0, 1]). ``n`` counts the replications where the metric is defined (NaN excluded).
+    [0, 1], and every lower bound at 0 since no main metric is negative). ``n`` counts the replications where the metric is defined (NaN excluded).
     """
     rows = []
     for name in metrics:
@@ -314,8 +314,9 @@ def blast_radius(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -
             rows.append((name, n, p, low, high, "wilson"))
             continue
         mean, low, high, n = mean_ci(column.astype(float))
-        if name.endswith("_fraction") and n > 1:
-            low, high = max(0.0, low), min(1.0, high)
+        if n > 1:  # every main metric is >= 0; fractions are <= 1
+            low = max(0.0, low)
+            high = min(1.0, high) if name.endswith("_fraction") else high
         rows.append((name, n, mean, low, high, "t"))
     return pd.DataFrame(rows, columns=["metric", "n", "mean", "ci_low", "ci_high", "method"])
 
