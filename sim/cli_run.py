@@ -165,7 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _fail(exc)
         html = next((p for p in written if p.name == "report.html"), None)
         if html is not None:
-            print(f"report: {html}", file=sys.stderr)
+            print(f"{run_label(result)}; report: {html}", file=sys.stderr)
+            return EXIT_OK if result.ok else EXIT_INVARIANT
     print(run_label(result), file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_INVARIANT
 

@@ -41,9 +41,12 @@ def test_run_end_to_end_as_a_user(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "tmp" / "run"
-    assert {p.name for p in out.iterdir()} == {
-        "summary.parquet", "summary.csv", "nodes.parquet", "events.parquet", "manifest.json"
-    }
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "summary.parquet", "summary.csv", "nodes.parquet", "events.parquet", "manifest.json",
+        "report.html", "report.md",
+    } <= names
+    assert {n for n in names if n.endswith(".png")}, names
     assert [p.name for p in (tmp_path / "tmp").iterdir()] == ["run"]
     assert "blast radius: baseline - 3 replications" in proc.stdout
     assert "time_to_activation_s" in proc.stdout and "INVARIANT" not in proc.stdout
