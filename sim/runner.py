@@ -301,7 +301,8 @@ def blast_radius(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -
 
     Boolean columns get a Wilson interval on the proportion of replications where the
     metric is true; other columns a t-interval on the mean (fraction metrics clipped to
-    [0, 1], and every lower bound at 0 since no main metric is negative). ``n`` counts the replications where the metric is defined (NaN excluded).
+    [0, 1], and every lower bound at 0 since no main metric is negative). ``n`` counts
+    the replications where the metric is defined (NaN excluded).
     """
     rows = []
     for name in metrics:
