@@ -116,6 +116,10 @@ class Fleet:
         self.down_starts = array("d")
         self.down_ends = array("d")
         self.gave_up = 0
+        self.gave_up_nodes: set[int] = set()  # membership and size only, never iterated
+        self.release_fetch_attempts = 0  # attempts at the release ("new") build only
+        self.release_fetch_nodes = 0  # nodes that finished fetching (or gave up on) it
+        self.down_since: dict[int, float] = {}  # node -> start of its open down interval
         self.installs_ok = 0
         self.release_store = SimReleaseStore(world.store)
         self.boot_times = array("d")
@@ -200,8 +204,11 @@ class Fleet:
             transfer = megabits / float(bandwidth.sample(rng))
             ok = False
             if t0 < mirror.down_until:
-                if lat > 0:
-                    yield timeout(lat)
+                # refused once the request reaches the mirror, but never later than the
+                # node's own fetch timeout
+                wait = min(lat, fetch_timeout)
+                if wait > 0:
+                    yield timeout(wait)
             elif lat + transfer > fetch_timeout:
                 yield timeout(fetch_timeout)
             else:
@@ -232,7 +239,11 @@ class Fleet:
             self.fetch_failures[node] += 1
             if attempts > max_retries:
                 self.gave_up += 1
+                self.gave_up_nodes.add(node)
                 self.fetch_attempts[node] += attempts
+                if is_new:
+                    self.release_fetch_attempts += attempts
+                    self.release_fetch_nodes += 1
                 self._finish(node)
                 return
             backoff = float(cfg.backoff_base_s) * float(cfg.backoff_factor) ** (attempts - 1)
@@ -240,6 +251,9 @@ class Fleet:
                 yield timeout(backoff)
             m = (m + 1) % n_mirrors
         self.fetch_attempts[node] += attempts
+        if is_new:
+            self.release_fetch_attempts += attempts
+            self.release_fetch_nodes += 1
 
         node_id = f"node-{node}"
         try:
@@ -262,6 +276,7 @@ class Fleet:
         # restart on the new binary, then the boot check
         restart = cfg.restart_delay
         down_from = env.now
+        self.down_since[node] = down_from  # closed by _down, or at the end of the run
         if not restart.is_zero:
             yield timeout(float(restart.sample(rng)))
         started = rng.random() >= float(scenario.release.startup_failure_prob) if is_new else True
@@ -324,10 +339,16 @@ class Fleet:
         return int(np.count_nonzero(times + 1e-6 < since[codes]))
 
     def _down(self, node: int, start: float, end: float) -> None:
+        self.down_since.pop(node, None)
         if end > start:
             self.down_starts.append(start)
             self.down_ends.append(end)
             self.down_s[node] += end - start
+
+    def close_down_intervals(self, end_s: float) -> None:
+        """Count the nodes still restarting when the run stops as down until ``end_s``."""
+        for node, start in list(self.down_since.items()):
+            self._down(node, start, max(start, end_s))
 
     # -- results ------------------------------------------------------------------------
     def final_builds(self) -> list[str]:

@@ -8,9 +8,13 @@ concurrent downloads per mirror (a FIFO counting semaphore), a latency draw, a
 transfer time of ``artifact_size_mb * 8 / bandwidth_mbps`` seconds (bandwidth drawn per
 download), outages (a Poisson process of ``outage_rate_per_h`` per mirror with durations
 from ``outage_duration``; with probability ``correlated_outage_prob`` an outage hits
-every mirror at once). A download
-fails when its mirror is down when it starts (after the latency), when an outage starts
-while it transfers, or when it would exceed ``fleet.fetch_timeout_s`` (after the timeout).
+every mirror at once). The outage process starts in its stationary state: the outages
+that began in the ``horizon_s`` before time 0 are drawn at setup (not counted in
+``mirror_outages``), so a mirror is already down at time 0 with the probability it has
+at any later time, instead of every mirror starting up. A download fails when its
+mirror is down when it starts (after the latency, or the fetch timeout if that is
+shorter), when an outage starts while it transfers (noticed at the end of the transfer),
+or when it would exceed ``fleet.fetch_timeout_s`` (after the timeout).
 
 Imports ``simpy``, ``numpy``, ``model.errors``; must not import ``reports``.
 """
@@ -147,21 +151,40 @@ class Mirrors:
     def start(self) -> None:
         rate_per_s = float(self.cfg.outage_rate_per_h) / 3600.0 * len(self.mirrors)
         if rate_per_s > 0 and not self.outage_duration.is_zero:
+            self._warm_up(rate_per_s, float(self.world.horizon_s))
             self.world.process(self._outages(rate_per_s))
+
+    def _draw_outage(self, start: float) -> tuple[list[SimMirror], float]:
+        """One outage beginning at ``start``: mark the mirrors it hits down until its end."""
+        rng = self.rng
+        correlated = float(self.cfg.correlated_outage_prob)
+        duration = float(self.outage_duration.sample(rng))
+        if correlated > 0 and rng.random() < correlated:
+            hit = self.mirrors
+        else:
+            hit = [self.mirrors[int(rng.integers(len(self.mirrors)))]]
+        for mirror in hit:
+            mirror.down_until = max(mirror.down_until, start + duration)
+        return hit, duration
+
+    def _warm_up(self, rate_per_s: float, window_s: float) -> None:
+        """The same Poisson outage process on ``[-window_s, 0)``: who is down at time 0."""
+        rng = self.rng
+        count = int(rng.poisson(rate_per_s * window_s))
+        for start in np.sort(rng.uniform(-window_s, 0.0, count)).tolist():
+            self._draw_outage(start)
+        for mirror in self.mirrors:
+            if mirror.down_until > 0:
+                self.world.recorder.event(0.0, "outage_at_start", f"mirror {mirror.index}",
+                                          mirror.down_until)
 
     def _outages(self, rate_per_s: float) -> Generator[Any, Any, None]:
         world, rng, env = self.world, self.rng, self.world.env
-        correlated = float(self.cfg.correlated_outage_prob)
         while True:
             yield world.timeout(float(rng.exponential(1.0 / rate_per_s)))
             now = env.now
-            duration = float(self.outage_duration.sample(rng))
-            if correlated > 0 and rng.random() < correlated:
-                hit = self.mirrors
-            else:
-                hit = [self.mirrors[int(rng.integers(len(self.mirrors)))]]
+            hit, duration = self._draw_outage(now)
             for mirror in hit:
-                mirror.down_until = max(mirror.down_until, now + duration)
                 mirror.outage_starts.append(now)
             self.outages += 1
             world.recorder.event(

@@ -273,7 +273,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("signers.signing_delay", "dist", LogNormal(120.0, 0.8), "s",
          "from build (or coming back online) to an online signer's attestation"),
     Knob("signers.rotation_interval_s", "float", 0.0, "s",
-         "every this long, rotation_count keys leave the set and new ones join (0 = never)",
+         "every this long, the rotation_count oldest keys leave the set and new ones join "
+         "(0 = never); compromised keys are the oldest, so they leave first",
          minimum=0),
     Knob("signers.rotation_count", "int", 1, "", "keys swapped at each rotation",
          minimum=0, max_key="signers.n"),
@@ -323,7 +324,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("mirrors.capacity", "int", 50, "downloads",
          "concurrent downloads per mirror (others queue)", minimum=1),
     Knob("mirrors.outage_rate_per_h", "float", 0.1, "1/h",
-         "outages per mirror per hour (Poisson)", minimum=0),
+         "outage events per mirror per hour (Poisson); with correlation c and M mirrors a "
+         "mirror goes down at rate*(1 - c + c*M) per hour", minimum=0),
     Knob("mirrors.outage_duration", "dist", Exponential(600.0), "s", "length of an outage"),
     Knob("mirrors.correlated_outage_prob", "float", 0.1, "probability",
          "that an outage hits all mirrors at once", minimum=0, maximum=1),

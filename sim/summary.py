@@ -74,13 +74,14 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "release_votes_total",
         "count",
-        "Store counter: votes cast during the replication (all choices; the setup of the "
-        "previous build is excluded).",
+        "Store counter: votes cast during the replication (all choices, on every "
+        "proposal, an adversary's included; the setup of the previous build is excluded).",
     ),
     Metric(
         "release_installs_total",
         "count",
-        "Store counter: successful installs of approved builds during the replication.",
+        "Store counter: successful installs of approved builds during the replication "
+        "(the release and an activated malicious build).",
     ),
     Metric(
         "adoption_p50_s",
@@ -100,12 +101,15 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "adopted_fraction",
         "fraction",
-        "Nodes running the release at the end of the horizon. NaN if not activated.",
+        "Nodes running the release (installed and booted) when the replication ends. "
+        "NaN if not activated.",
     ),
     Metric(
         "lagging_fraction",
         "fraction",
-        "Nodes not running the release `sla_s` after activation. NaN if not activated.",
+        "Nodes not running the release `sla_s` after activation. NaN if not activated, "
+        "or if the horizon stopped the replication before activation + `sla_s` with the "
+        "rollout still going on (the answer is not known).",
     ),
     Metric(
         "failed_startups",
@@ -117,12 +121,14 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "peak_down_fraction",
         "fraction",
-        "Largest fraction of the fleet down (restarting) at the same time.",
+        "Largest fraction of the fleet down (restarting) at the same time; a node still "
+        "restarting at the end of the replication counts as down until then.",
     ),
     Metric(
         "down_node_seconds",
         "node*s",
-        "Total time nodes spent down (restarting), summed over nodes.",
+        "Total time nodes spent down (restarting, including the restart after a "
+        "rollback), summed over nodes, up to the end of the replication.",
     ),
     Metric("halted", "bool", "The wave rollout halted on the failed-startup rate."),
     Metric("halt_time_s", "s", "Activation -> the halt. NaN if the rollout did not halt."),
@@ -141,13 +147,14 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "fetch_gave_up",
         "count",
-        "Nodes that exhausted their retries without a verified artifact.",
+        "Nodes that exhausted their retries without a verified artifact (of any build), "
+        "each counted once.",
     ),
     Metric(
         "mean_fetch_attempts",
         "count",
-        "Mean download attempts per node that attempted a fetch of the release. NaN if "
-        "none.",
+        "Mean download attempts per node that fetched the release (or gave up on it); "
+        "fetches of a malicious build are left out. NaN if none.",
     ),
     Metric("mirror_outages", "count", "Outages (a correlated outage counts once)."),
     Metric("signer_rotations", "count", "Membership rotations of the signer set."),
@@ -282,10 +289,19 @@ def summarise(world: World) -> dict[str, float | int | bool]:
         row["adoption_p90_s"] = quantile_time(delays, 0.90, n)
         row["adoption_p99_s"] = quantile_time(delays, 0.99, n)
         finals = fleet.final_builds()
-        row["adopted_fraction"] = _fraction(sum(1 for f in finals if f == "new"), n)
+        # running = installed *and* booted: a node still restarting when the horizon cuts
+        # the run has the release installed but runs nothing yet
+        running = sum(
+            1 for f, b in zip(finals, booted.tolist(), strict=True)
+            if f == "new" and not math.isnan(b)
+        )
+        row["adopted_fraction"] = _fraction(running, n)
         sla = float(world.scenario.sla_s)
-        on_time = int(np.count_nonzero(booted <= t_act + sla))
-        row["lagging_fraction"] = _fraction(n - on_time, n)
+        if world.end_s < t_act + sla and not world.finished:
+            row["lagging_fraction"] = NAN  # censored: the run stopped before activation + sla
+        else:
+            on_time = int(np.count_nonzero(booted <= t_act + sla))
+            row["lagging_fraction"] = _fraction(n - on_time, n)
         row["halt_time_s"] = new.halt_s - t_act if new.halted else NAN
     else:
         for name in ("adoption_p50_s", "adoption_p90_s", "adoption_p99_s", "adopted_fraction",
@@ -300,13 +316,12 @@ def summarise(world: World) -> dict[str, float | int | bool]:
     row["down_node_seconds"] = float(np.sum(ends - starts)) if len(starts) else 0.0
     row["halted"] = bool(new.halted) if new is not None else False
     row["waves_released"] = int(new.waves_released) if new is not None else 0
-    attempts_total = int(np.sum(fleet.fetch_attempts))
-    tried = int(np.count_nonzero(fleet.fetch_attempts))
-    row["fetch_attempts_total"] = attempts_total
+    row["fetch_attempts_total"] = int(np.sum(fleet.fetch_attempts))
     row["fetch_failures"] = int(np.sum(fleet.fetch_failures))
     row["corrupt_downloads_caught"] = int(np.sum(fleet.corrupt))
-    row["fetch_gave_up"] = int(fleet.gave_up)
-    row["mean_fetch_attempts"] = attempts_total / tried if tried else NAN
+    row["fetch_gave_up"] = len(fleet.gave_up_nodes)
+    tried = fleet.release_fetch_nodes  # the release only: a malicious build's fetches differ
+    row["mean_fetch_attempts"] = fleet.release_fetch_attempts / tried if tried else NAN
     row["mirror_outages"] = int(world.mirrors.outages)
     row["signer_rotations"] = int(world.signers.rotations)
     row["malicious_proposed"] = bool(adversary.proposed)

@@ -98,6 +98,8 @@ class World:
         self.horizon_s = float(scenario.horizon_s)
         self.busy = 0  # open proposals + working rollouts/nodes: 0 means nothing left to do
         self.idle = self.env.event()
+        self.end_s = math.nan
+        self.finished = False
 
         self.signers = SignerPool(self, self.rngs["signers"])
         self.validators = Validators(self, self.rngs["validators"])
@@ -176,6 +178,8 @@ class World:
             self.process(self.adversary.run())
         self.env.run(until=self.env.any_of([self.idle, self.env.timeout(self.horizon_s)]))
         self.end_s = min(float(self.env.now), self.horizon_s)
+        self.finished = self.busy == 0  # False: the horizon cut work that was still going on
+        self.fleet.close_down_intervals(self.end_s)
         self.signers.stopped = True
 
 
