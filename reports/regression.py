@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from reports.measures import BY_NAME, INVARIANTS, MEASURES
+from reports.report import atomic_write
 
 FORMAT = "releasesim-baseline/1"
 Z = 3.5
@@ -116,18 +115,8 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
 
 def write_baseline(path: str | Path, baseline: dict[str, Any]) -> None:
     """Write the baseline atomically (temp file in the same folder, fsync, os.replace)."""
-    path = Path(path)
     text = json.dumps(baseline, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(Path(path), text.encode("utf-8"))
 
 
 def tolerance(unit: str, base: Stats, now: Stats) -> float:

@@ -230,7 +230,8 @@ def run_facts(report: Report) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, replace)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         with open(tmp, "wb") as handle:
@@ -263,15 +264,15 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
+    report = build_report(load_run(run_dir))  # a bad run directory creates nothing
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(load_run(run_dir))
     pngs = {key: figure_png(fig) for key, fig in report.figures.items()}
     written: list[Path] = []
     for key, filename, _ in FIGURES:
-        _atomic_write(out / filename, pngs[key])
+        atomic_write(out / filename, pngs[key])
         written.append(out / filename)
-    _atomic_write(out / HTML_NAME, render_html(report, pngs).encode("utf-8"))
-    _atomic_write(out / MARKDOWN_NAME, render_markdown(report).encode("utf-8"))
+    atomic_write(out / HTML_NAME, render_html(report, pngs).encode("utf-8"))
+    atomic_write(out / MARKDOWN_NAME, render_markdown(report).encode("utf-8"))
     written += [out / HTML_NAME, out / MARKDOWN_NAME]
     return written
 
@@ -283,6 +284,7 @@ __all__ = [
     "Report",
     "ReportError",
     "RunTables",
+    "atomic_write",
     "build_report",
     "display_table",
     "format_value",

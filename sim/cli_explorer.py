@@ -33,21 +33,11 @@ from model.explorer import (
     release_timeline,
 )
 from model.explorer import release_history as history_query
-from sim.cli_gov import guard, non_empty, open_store, store_path, strict_int
+from sim.cli_args import non_empty, port, strict_int
+from sim.cli_gov import guard, open_store, store_path
 from sim.explorer_http import ExplorerApp, make_server
 
 DEFAULT_PORT = 8088
-
-
-def _int(text: str) -> int:
-    return strict_int(text)
-
-
-def _port(text: str) -> int:
-    value = strict_int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
-    return value
 
 
 def _host(text: str) -> str:
@@ -190,18 +180,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = add("release-history", cmd_release_history, "list approved releases, newest first")
     p.add_argument("--proposer", metavar="P", help="only this proposer (case-insensitive)")
-    p.add_argument("--start-epoch", type=_int, metavar="E", help="activated at or after E")
-    p.add_argument("--end-epoch", type=_int, metavar="E", help="activated at or before E")
-    p.add_argument("--page", type=_int, default=0, metavar="N", help="0-based page (default 0)")
+    p.add_argument("--start-epoch", type=strict_int, metavar="E", help="activated at or after E")
+    p.add_argument("--end-epoch", type=strict_int, metavar="E", help="activated at or before E")
     p.add_argument(
-        "--page-size", type=_int, default=DEFAULT_PAGE_SIZE, metavar="M",
+        "--page", type=strict_int, default=0, metavar="N", help="0-based page (default 0)"
+    )
+    p.add_argument(
+        "--page-size", type=strict_int, default=DEFAULT_PAGE_SIZE, metavar="M",
         help=f"entries per page (default {DEFAULT_PAGE_SIZE}, capped at {MAX_PAGE_SIZE})",
     )
     p.add_argument("--json", action="store_true", help="the GET /releases page as JSON")
 
     p = add("timeline", cmd_timeline, "install counts per release over time (chart data)")
     p.add_argument(
-        "--bucket-s", type=_int, default=DEFAULT_BUCKET_S, metavar="S",
+        "--bucket-s", type=strict_int, default=DEFAULT_BUCKET_S, metavar="S",
         help=f"bucket width in seconds (default {DEFAULT_BUCKET_S})",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -211,7 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
     )
     p.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, metavar="N",
+        "--port", type=port, default=DEFAULT_PORT, metavar="N",
         help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request")

@@ -34,7 +34,6 @@ import contextlib
 import functools
 import getpass
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -69,73 +68,21 @@ from model.slot import FileAuditLog, FileSlot
 from model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlSource
 from model.store import CHOICES, GovernanceStore, Proposal
 from model.update import boot_check, ensure_release_authorized, fetch_release, install_release
+from sim.cli_args import (
+    MAX_INT,
+    finite_non_negative,
+    non_empty,
+    non_negative_int,
+    positive_seconds,
+    strict_positive_int,
+)
 
 ENV_DB_PATH = "TB_GOV_DB_PATH"
 DEFAULT_DB_PATH = Path("~/.the_block/governance.db")
 DEFAULT_DOWNLOADS = Path("downloads")
 SECONDS_PER_EPOCH = 60
-MAX_INT = 2**63 - 1  # the largest integer the SQLite store can hold
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-# -- argument types -------------------------------------------------------------------
-def _plain_ascii(text: str) -> bool:
-    """Python's int()/float() accept non-ASCII digits ('١') and '_'; operators' input does not."""
-    return text.isascii() and "_" not in text
-
-
-def strict_int(text: str) -> int:
-    """An ASCII decimal integer that fits the store (|value| <= 2**63 - 1)."""
-    try:
-        if not _plain_ascii(text):
-            raise ValueError
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if abs(value) > MAX_INT:
-        raise argparse.ArgumentTypeError(f"must be <= {MAX_INT}, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = strict_int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def non_empty(text: str) -> str:
-    """A path or name given explicitly must not be empty (``--state "$UNSET"``)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1, got 0")
-    return value
-
-
-def _finite_non_negative(text: str) -> float:
-    try:
-        if not _plain_ascii(text):
-            raise ValueError
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = _finite_non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0 seconds")
-    return value
 
 
 # -- shared helpers ---------------------------------------------------------------------
@@ -600,14 +547,14 @@ def _add_attestation_flags(parser: argparse.ArgumentParser, required: bool) -> N
         help="hex Ed25519 public key of a configured release signer (repeat)",
     )
     parser.add_argument(
-        "--threshold", type=_positive_int, metavar="N",
+        "--threshold", type=strict_positive_int, metavar="N",
         help="required valid distinct attestations (default: the signer set size)",
     )
 
 
 def _add_epoch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--epoch", type=_non_negative_int, metavar="E",
+        "--epoch", type=non_negative_int, metavar="E",
         help="chain epoch (default: unix time // 60)",
     )
 
@@ -618,7 +565,7 @@ def _add_voter(parser: argparse.ArgumentParser) -> None:
         help="voter address (default: your user name)",
     )
     parser.add_argument(
-        "--weight", type=_finite_non_negative, default=1.0, metavar="W",
+        "--weight", type=finite_non_negative, default=1.0, metavar="W",
         help="voting weight / stake (default 1)",
     )
 
@@ -644,27 +591,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     _add_epoch(p)
     p.add_argument(
-        "--vote-period", type=_non_negative_int, default=0, metavar="EPOCHS",
+        "--vote-period", type=non_negative_int, default=0, metavar="EPOCHS",
         help="epochs until the vote deadline (default 0: approve-release tallies at once)",
     )
     p.add_argument(
-        "--vote-quorum", type=_finite_non_negative, default=1.0, metavar="WEIGHT",
+        "--vote-quorum", type=finite_non_negative, default=1.0, metavar="WEIGHT",
         help="yes weight needed to activate (default 1)",
     )
 
     p = add("approve-release", cmd_approve, "vote yes on a proposal; tallies at the deadline")
-    p.add_argument("--id", type=_positive_int, required=True, metavar="ID")
+    p.add_argument("--id", type=strict_positive_int, required=True, metavar="ID")
     _add_voter(p)
     _add_epoch(p)
 
     p = add("vote", cmd_vote, "cast a yes/no/abstain vote on a proposal (no tally)")
-    p.add_argument("--id", type=_positive_int, required=True, metavar="ID")
+    p.add_argument("--id", type=strict_positive_int, required=True, metavar="ID")
     p.add_argument("--choice", required=True, choices=CHOICES)
     _add_voter(p)
     _add_epoch(p)
 
     p = add("tally", cmd_tally, "count the votes at or after the deadline; activate or reject")
-    p.add_argument("--id", type=_positive_int, required=True, metavar="ID")
+    p.add_argument("--id", type=strict_positive_int, required=True, metavar="ID")
     _add_epoch(p)
 
     add("proposals", cmd_proposals, "list the proposals in the store")
@@ -687,11 +634,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="node id recorded with the install (hostname)",
     )
     p.add_argument(
-        "--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
+        "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
         help=f"give up after S seconds (default {DEFAULT_TIMEOUT_S:g})",
     )
     p.add_argument(
-        "--max-bytes", type=_positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
+        "--max-bytes", type=strict_positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
         help=f"refuse artifacts larger than N bytes (default {DEFAULT_MAX_BYTES})",
     )
 

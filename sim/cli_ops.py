@@ -28,15 +28,9 @@ from typing import Any
 from model.errors import InputError
 from model.overlay import DEFAULT_NEW, DEFAULT_OLD, migrate_overlay_store
 from model.release_notes import history_path, load_history, render_markdown, summarise
-from sim.cli_gov import expand_path, guard, non_empty, strict_int
+from sim.cli_args import non_empty, non_negative_int
+from sim.cli_gov import expand_path, guard
 from sim.rollback_drill import SOURCES, StepResult, run_drill
-
-
-def _non_negative_int(text: str) -> int:
-    value = strict_int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _empty_workdir(text: str) -> Path:
@@ -145,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help="node state folder (reads D/governance/backend_history.jsonl)")
     where.add_argument("--history", type=non_empty, metavar="FILE",
                        help="an exported JSON-lines history")
-    p.add_argument("--since-epoch", type=_non_negative_int, default=0, metavar="E",
+    p.add_argument("--since-epoch", type=non_negative_int, default=0, metavar="E",
                    help="the cycle starts at epoch E (default 0: the whole history)")
     p.add_argument("--json", action="store_true", help="JSON instead of Markdown")
     p.set_defaults(func=guard(cmd_release_notes))

@@ -23,61 +23,19 @@ import argparse
 import datetime as _dt
 import json
 import math
-import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 from model.errors import ReleasesimError
+from sim.cli_args import fail, positive_float, positive_int, probability, seed
 from sim.errors import ScenarioError
 from sim.executors import EXECUTORS, RunError
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
-EXIT_USAGE = 2
 DEFAULT_CI_DIR = Path("scenarios") / "ci"
 BASELINE_NAME = "baseline.json"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,24 +57,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="a grid axis (repeatable; a..b is an integer range)")
     sweep.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="key.path=value", help="override for every point (repeatable)")
-    sweep.add_argument("--replications", "-n", type=_positive_int, metavar="N",
+    sweep.add_argument("--replications", "-n", type=positive_int, metavar="N",
                        help="replications per point (default: the scenario's)")
-    sweep.add_argument("--seed", "-s", type=_seed, metavar="S",
+    sweep.add_argument("--seed", "-s", type=seed, metavar="S",
                        help="root seed, shared by every point (default: the scenario's)")
     sweep.add_argument("--executor", "-e", choices=EXECUTORS, default="process")
-    sweep.add_argument("--workers", "-w", type=_positive_int, metavar="W")
+    sweep.add_argument("--workers", "-w", type=positive_int, metavar="W")
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT")
-    sweep.add_argument("--max-forgery-prob", type=_probability, metavar="P",
+    sweep.add_argument("--max-forgery-prob", type=probability, metavar="P",
                        help="SLO: 95%% upper bound of P(malicious build approved) <= P")
-    sweep.add_argument("--max-activation-s", type=_positive_float, metavar="T",
+    sweep.add_argument("--max-activation-s", type=positive_float, metavar="T",
                        help="SLO: median time build -> activation <= T seconds")
-    sweep.add_argument("--deadline-s", type=_positive_float, metavar="D",
+    sweep.add_argument("--deadline-s", type=positive_float, metavar="D",
                        help="deadline of P(activated on time) (default: --max-activation-s, "
                             "else the vote period plus sla_s)")
-    sweep.add_argument("--target-ci-width", type=_probability, metavar="W",
+    sweep.add_argument("--target-ci-width", type=probability, metavar="W",
                        help="double the replications until the CI half-widths of "
                             "P(malicious approved) and P(on time) are <= W")
-    sweep.add_argument("--max-replications", type=_positive_int, default=1000, metavar="M",
+    sweep.add_argument("--max-replications", type=positive_int, default=1000, metavar="M",
                        help="cap for --target-ci-width (default 1000 per point)")
     sweep.add_argument("--out", "-o", type=Path, metavar="DIR",
                        help="output directory (default runs/sweep-<scenario>-<UTC time>)")
@@ -134,15 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="rewrite the baseline from this run (atomically)")
     check.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
     check.add_argument("--executor", "-e", choices=("serial", "process"), default="serial")
-    check.add_argument("--workers", "-w", type=_positive_int, metavar="W")
+    check.add_argument("--workers", "-w", type=positive_int, metavar="W")
     check.add_argument("--verbose", "-v", action="store_true", help="show every check")
     check.set_defaults(func=cmd_check)
-
-
-def _fail(exc: BaseException) -> int:
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"error: {message}", file=sys.stderr)
-    return int(getattr(exc, "exit_code", EXIT_USAGE))
 
 
 def _report_errors() -> tuple[type[BaseException], ...]:
@@ -161,7 +113,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         paths = write_report(args.run_dir, args.out)
     except _report_errors() as exc:
-        return _fail(exc)
+        return fail(exc)
     html = next(p for p in paths if p.name == "report.html")
     print(f"wrote {len(paths)} files -> {html}")
     return EXIT_OK
@@ -186,18 +138,8 @@ def _values(result: Any) -> Any:
     return per_replication(result.summary, result.nodes, result.events)
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from reports.report import figure_png
+    from reports.report import atomic_write, figure_png
     from reports.sweep import (
         frontier_figure,
         max_half_width,
@@ -230,7 +172,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                          scheduler=args.scheduler, until=until,
                          max_replications=args.max_replications)
     except _report_errors() as exc:
-        return _fail(exc)
+        return fail(exc)
     table = table_of(runs)
     rec = recommend(table, args.max_forgery_prob, args.max_activation_s)
     table["feasible"] = list(rec.feasible)
@@ -243,8 +185,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "sweep.csv", index=False)
     table.to_parquet(out / "sweep.parquet", index=False)
-    _atomic_bytes(out / "frontier.png", figure_png(fig))
-    _atomic_bytes(out / "sweep.md", sweep_markdown(table, rec, str(base.name)).encode())
+    atomic_write(out / "frontier.png", figure_png(fig))
+    atomic_write(out / "sweep.md", sweep_markdown(table, rec, str(base.name)).encode())
     manifest = {
         "format": "releasesim-sweep/1",
         "scenario_name": base.name,
@@ -260,7 +202,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "recommendation": rec.sentence,
         "config_hashes": {r.point.label: r.result.manifest.get("config_hash") for r in runs},
     }
-    _atomic_bytes(out / "sweep.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write(out / "sweep.json", (json.dumps(manifest, indent=2) + "\n").encode())
     print(_format_sweep(table))
     print()
     print(rec.sentence)
@@ -305,6 +247,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         scenario_entry,
         write_baseline,
     )
+    from reports.report import atomic_write
     from sim.sweep_runner import run_suite
 
     directory: Path = args.directory
@@ -316,7 +259,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"check {directory} ({args.executor})", file=sys.stderr)
         suite = run_suite(directory, executor=args.executor, workers=args.workers)
     except _report_errors() as exc:
-        return _fail(exc)
+        return fail(exc)
     entries, frames = {}, []
     for path, scenario, result in suite:
         values = _values(result)
@@ -337,7 +280,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     rows = pd.concat(frames, ignore_index=True)
     if args.junit is not None:
         args.junit.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_bytes(args.junit, junit_xml(rows).encode("utf-8"))
+        atomic_write(args.junit, junit_xml(rows).encode("utf-8"))
     if args.update_baseline:
         invariants_bad = rows["status"] == "violated"
         if invariants_bad.any():

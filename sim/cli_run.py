@@ -25,31 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import ReleasesimError
-from sim.executors import EXECUTORS, RunError, probe_scheduler, validate_executor
+from sim.cli_args import EXIT_USAGE, fail, positive_int, seed
+from sim.errors import ScenarioError
+from sim.executors import EXECUTORS, probe_scheduler
 
 EXIT_OK = 0
 EXIT_INVARIANT = 1
-EXIT_USAGE = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
-    return value
+SCENARIO_ERRORS = (ScenarioError, ReleasesimError)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,11 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SCENARIO",
         help="a shipped scenario name or a path to a TOML file (default: baseline)",
     )
-    run.add_argument("--replications", "-n", type=_positive_int, metavar="N",
+    run.add_argument("--replications", "-n", type=positive_int, metavar="N",
                      help="number of replications (default: the scenario's, else 20)")
-    run.add_argument("--seed", "-s", type=_seed, metavar="S",
+    run.add_argument("--seed", "-s", type=seed, metavar="S",
                      help="root seed; replication i uses (S, i) (default: the scenario's, else 0)")
-    run.add_argument("--workers", "-w", type=_positive_int, metavar="W",
+    run.add_argument("--workers", "-w", type=positive_int, metavar="W",
                      help="worker processes (default: CPU count)")
     run.add_argument("--executor", "-e", choices=EXECUTORS, default="process",
                      help="where replications run (default: process)")
@@ -101,20 +83,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=cmd_scenarios_show)
 
 
-def _scenario_error() -> tuple[type[BaseException], ...]:
-    try:
-        from sim.errors import ScenarioError
-    except ImportError:  # pragma: no cover - sim.errors ships with the simulator
-        return (ReleasesimError,)
-    return (ScenarioError, ReleasesimError)
-
-
-def _fail(exc: BaseException) -> int:
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"error: {message}", file=sys.stderr)
-    return getattr(exc, "exit_code", EXIT_USAGE) if isinstance(exc, RunError) else EXIT_USAGE
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.api import resolve_scenario
     from sim.runner import (
@@ -125,36 +93,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_scenario,
     )
 
-    errors = _scenario_error()
+    settings = {
+        "replications": args.replications,
+        "seed": args.seed,
+        "workers": args.workers,
+        "executor": args.executor,
+        "scheduler": args.scheduler,
+    }
     try:
         scenario = resolve_scenario(args.scenario, args.overrides)
-        resolve_run_settings(
-            scenario,
-            replications=args.replications,
-            seed=args.seed,
-            workers=args.workers,
-            executor=args.executor,
-            scheduler=args.scheduler,
-        )
-        validate_executor(args.executor, workers=args.workers, scheduler=args.scheduler)
+        resolve_run_settings(scenario, **settings)  # also validates the executor settings
         if args.scheduler is not None:
             probe_scheduler(args.scheduler)
         if args.out is not None:
             check_out_dir(args.out)
         result = run_scenario(
             scenario,
-            replications=args.replications,
-            seed=args.seed,
-            workers=args.workers,
-            executor=args.executor,
-            scheduler=args.scheduler,
+            **settings,
             out_dir=args.out,
             progress=not args.quiet,
             keep_store=bool(args.keep_store),
             extra_manifest={"overrides": list(args.overrides)},
         )
-    except errors as exc:
-        return _fail(exc)
+    except SCENARIO_ERRORS as exc:
+        return fail(exc, EXIT_USAGE)  # exit 1 means an invariant was violated
     print(format_blast_radius(result))
     if result.out_dir is not None:
         from reports.report import ReportError, write_report
@@ -162,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             written = write_report(result.out_dir)
         except ReportError as exc:
-            return _fail(exc)
+            return fail(exc, EXIT_USAGE)
         html = next((p for p in written if p.name == "report.html"), None)
         if html is not None:
             print(f"{run_label(result)}; report: {html}", file=sys.stderr)
@@ -176,8 +138,8 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
 
     try:
         entries = list_scenarios()
-    except _scenario_error() as exc:
-        return _fail(exc)
+    except SCENARIO_ERRORS as exc:
+        return fail(exc, EXIT_USAGE)
     for entry in entries:
         if isinstance(entry, str):
             print(entry)
@@ -199,30 +161,21 @@ def cmd_scenarios_schema(args: argparse.Namespace) -> int:
 
 def cmd_scenarios_show(args: argparse.Namespace) -> int:
     from sim.api import resolve_scenario
+    from sim.runner import _json_safe as json_safe  # NaN/inf -> null, as in the manifest
 
     try:
         scenario = resolve_scenario(args.name, args.overrides)
-    except _scenario_error() as exc:
-        return _fail(exc)
+    except SCENARIO_ERRORS as exc:
+        return fail(exc, EXIT_USAGE)
     data = scenario.to_dict()
     if args.format == "json":
-        print(json.dumps(_json_safe(data), indent=2))
+        print(json.dumps(json_safe(data), indent=2))
     else:
         print(to_toml(data), end="")
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------- TOML output
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _toml_key(key: str) -> str:
