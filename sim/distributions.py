@@ -14,8 +14,9 @@ only; must not import ``simpy``, ``model`` or ``reports``.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -82,6 +83,12 @@ class Distribution:
     def sample_many(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` independent draws as a float array."""
         raise NotImplementedError
+
+    def sampler(self, rng: np.random.Generator) -> Callable[[], float]:
+        """``lambda: self.sample(rng)`` for hot loops; subclasses may prepare constants
+        once, but must draw exactly what ``sample`` draws (same numpy call, same
+        arithmetic, same generator state afterwards)."""
+        return functools.partial(self.sample, rng)
 
     @property
     def mean(self) -> float:
@@ -184,6 +191,13 @@ class LogNormal(Distribution):
     def sample(self, rng: np.random.Generator) -> float:
         return float(rng.lognormal(math.log(self.median), self.sigma))
 
+    def sampler(self, rng: np.random.Generator) -> Callable[[], float]:
+        # log(median) once; parameters as 0-d float64 arrays, which numpy takes unconverted.
+        lognormal = rng.lognormal
+        mu = np.array(math.log(self.median), dtype=float)
+        sigma = np.array(self.sigma, dtype=float)
+        return lambda: lognormal(mu, sigma)
+
     def sample_many(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(math.log(self.median), self.sigma, n)
 
@@ -250,6 +264,12 @@ class Pareto(Distribution):
     def sample(self, rng: np.random.Generator) -> float:
         # numpy's pareto is the Lomax (type II) on [0, inf); shift and scale to type I.
         return float(self.scale * (1.0 + rng.pareto(self.shape)))
+
+    def sampler(self, rng: np.random.Generator) -> Callable[[], float]:
+        pareto = rng.pareto
+        scale = self.scale
+        shape = np.array(self.shape, dtype=float)
+        return lambda: scale * (1.0 + pareto(shape))
 
     def sample_many(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.scale * (1.0 + rng.pareto(self.shape, n))

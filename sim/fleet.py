@@ -1,7 +1,8 @@
 """The fleet: N nodes that fetch, verify, install, restart and boot-check releases.
 
 Nodes are kept small (parallel numpy arrays plus one ``MemorySlot`` per node that holds
-references to shared ``bytes``; no per-node dicts or history). A node's update is one
+references to shared ``bytes``, made at the node's first update: until then the node runs
+the shared previous build; no per-node dicts or history). A node's update is one
 SimPy process, started by the rollout dispatcher when the node has learned of the
 activation and its wave is released:
 
@@ -24,17 +25,19 @@ If a newer rollout reaches a node that is still updating, the node takes it up r
 after. The per-node outcome row is built once, at the end (``node_rows``). Every
 successful boot is checked against the store (invariant ``unapproved_boots``).
 
-Imports ``simpy``, ``numpy`` and ``model``; must not import ``reports``.
+Imports ``simpy``, ``numpy``, ``model`` and ``sim.distributions``; must not import ``reports``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from simpy.events import Event, Process, Timeout
 
 from model.errors import DigestMismatch, ReleaseError, SourceError
 from model.slot import MemoryAuditLog, MemorySlot
@@ -104,14 +107,18 @@ class Fleet:
         self.booted_new_s = np.full(n, NAN)
         self.rolled_back_s = np.full(n, NAN)
         self.down_s = np.zeros(n)
-        self.fetch_attempts = np.zeros(n, dtype=np.int32)
-        self.fetch_failures = np.zeros(n, dtype=np.int32)
-        self.corrupt = np.zeros(n, dtype=np.int32)
+        # per-node counters bumped in the node process: ``array`` items are cheaper to
+        # update one at a time than numpy scalars (same int32 values, same .tolist())
+        self.fetch_attempts = array("i", bytes(4 * n))
+        self.fetch_failures = array("i", bytes(4 * n))
+        self.corrupt = array("i", bytes(4 * n))
         self.failed_startup = np.zeros(n, dtype=np.bool_)
         self.installed_malicious = np.zeros(n, dtype=np.bool_)
         self.busy = bytearray(n)
         self.pending: dict[int, Rollout] = {}
-        self.slots: list[MemorySlot] = []  # filled by setup_slots once the old build exists
+        # a node's slot is made at its first update; None: it runs ``previous_bytes``
+        self.slots: list[MemorySlot | None] = []  # sized by setup_slots
+        self.previous_bytes: bytes | None = None
         self.audit = MemoryAuditLog()
         self.down_starts = array("d")
         self.down_ends = array("d")
@@ -126,11 +133,42 @@ class Fleet:
         self.boot_codes = array("B")
         self.hash_codes: dict[str | None, int] = {}
         self.install_time_violations = 0
+        # constants of the node process, read once per replication (see ``_update``)
+        scenario = world.scenario
+        self.mirror_list = world.mirrors.mirrors
+        latency = world.mirrors.latency
+        self.latency_sample = None if latency.is_zero else latency.sampler(rng)
+        self.bandwidth_sample = scenario.mirrors.bandwidth_mbps.sampler(rng)
+        self.artifact_size_mb = float(scenario.release.artifact_size_mb)
+        self.megabits = self.artifact_size_mb * 8.0
+        self.startup_failure_prob = float(scenario.release.startup_failure_prob)
+        self.fetch_timeout_s = float(cfg.fetch_timeout_s)
+        self.max_retries = int(cfg.max_retries)
+        self.backoff_base_s = float(cfg.backoff_base_s)
+        self.backoff_factor = float(cfg.backoff_factor)
+        restart = cfg.restart_delay
+        self.restart_sample = None if restart.is_zero else restart.sampler(rng)
 
     def setup_slots(self) -> None:
-        """Every node runs the approved previous build at time 0 (shared bytes)."""
-        previous = self.world.previous_bytes
-        self.slots = [MemorySlot(previous) for _ in range(self.n)]
+        """Every node runs the approved previous build at time 0 (shared bytes).
+
+        A node's ``MemorySlot(previous_bytes)`` is only made when it first updates
+        (``slot``): a node that never updates holds no slot object.
+        """
+        self.previous_bytes = self.world.previous_bytes
+        self.slots = [None] * self.n
+
+    def slot(self, node: int) -> MemorySlot:
+        """The node's binary slot, made (running the previous build) on first use."""
+        slot = self.slots[node]
+        if slot is None:
+            slot = self.slots[node] = MemorySlot(self.previous_bytes)
+        return slot
+
+    def current(self, node: int) -> bytes | None:
+        """The binary the node runs now."""
+        slot = self.slots[node]
+        return self.previous_bytes if slot is None else slot.current()
 
     def learn_times(self, activation_s: float) -> np.ndarray:
         """Each node's first poll strictly after ``activation_s``."""
@@ -149,12 +187,14 @@ class Fleet:
         if not self._wants(node, rollout):
             return
         self.busy[node] = 1
-        self.world.hold()
-        self.world.process(self._update(node, rollout))
+        world = self.world
+        world.hold()
+        world.n_processes += 1  # World.process, inlined
+        Process(world.env, self._update(node, rollout))
 
     def _wants(self, node: int, rollout: Rollout) -> bool:
         """False when the node already runs the build, or rolled back from the release."""
-        current = self.slots[node].current()
+        current = self.current(node)
         if current is not None and current is self.world.mirrors.artifact(rollout.build_hash):
             return False
         return not (rollout.kind == "new" and self.failed_startup[node])
@@ -169,25 +209,27 @@ class Fleet:
         self.world.release_hold()
 
     # -- the node process --------------------------------------------------------------
+    # The hot path of a replication: one resume per download attempt, backoff and
+    # restart. Constants of the scenario are read once (``__init__``), the mirror's
+    # download slot is taken and freed inline (``SimMirror.acquire``/``release``
+    # semantics, without two calls per attempt) and timeouts are built directly (counted
+    # on the World like ``World.timeout`` does).
     def _update(self, node: int, rollout: Rollout) -> Generator[Any, Any, None]:
         world = self.world
         env = world.env
-        slot = self.slots[node]
+        slot = self.slot(node)
         build_hash = rollout.build_hash
         is_new = rollout.kind == "new"
-        scenario = world.scenario
-        cfg = self.cfg
         rng = self.rng
-        mirrors = world.mirrors.mirrors
+        mirrors = self.mirror_list
         n_mirrors = len(mirrors)
-        latency = world.mirrors.latency
-        latency_zero = latency.is_zero
-        megabits = float(scenario.release.artifact_size_mb) * 8.0
-        bandwidth = scenario.mirrors.bandwidth_mbps  # Mbit/s, drawn per download
-        fetch_timeout = float(cfg.fetch_timeout_s)
-        max_retries = int(cfg.max_retries)
+        latency_sample = self.latency_sample  # None: zero latency
+        bandwidth_sample = self.bandwidth_sample  # Mbit/s, drawn per download
+        megabits = self.megabits
+        fetch_timeout = self.fetch_timeout_s
+        max_retries = self.max_retries
+        fetch_failures = self.fetch_failures
         approved = rollout.approved
-        timeout = world.timeout
         m = int(self.start_mirror[node])
         attempts = 0
         downloaded = None
@@ -196,30 +238,40 @@ class Fleet:
         while True:
             attempts += 1
             mirror = mirrors[m]
-            wait_slot = mirror.acquire()
-            if wait_slot is not None:
+            if mirror.in_use < mirror.capacity:  # mirror.acquire(): a free slot, no event
+                mirror.in_use += 1
+            else:
+                wait_slot = Event(env)
+                mirror.waiting.append(wait_slot)
                 yield wait_slot
             t0 = env.now
-            lat = 0.0 if latency_zero else float(latency.sample(rng))
-            transfer = megabits / float(bandwidth.sample(rng))
+            lat = 0.0 if latency_sample is None else latency_sample()
+            transfer = megabits / bandwidth_sample()
             ok = False
             if t0 < mirror.down_until:
                 # refused once the request reaches the mirror, but never later than the
                 # node's own fetch timeout
-                wait = min(lat, fetch_timeout)
+                wait = fetch_timeout if fetch_timeout < lat else lat  # min(lat, timeout)
                 if wait > 0:
-                    yield timeout(wait)
+                    world.n_timeouts += 1
+                    yield Timeout(env, wait)
             elif lat + transfer > fetch_timeout:
-                yield timeout(fetch_timeout)
+                world.n_timeouts += 1
+                yield Timeout(env, fetch_timeout)
             else:
                 if lat + transfer > 0:
-                    yield timeout(lat + transfer)
+                    world.n_timeouts += 1
+                    yield Timeout(env, lat + transfer)
                 ok = not mirror.outage_between(t0, env.now)
-            mirror.release()
+            if mirror.waiting:  # mirror.release(): hand the slot to the first waiter
+                mirror.waiting.popleft().succeed()
+            else:
+                mirror.in_use -= 1
             if ok:
-                hash_s = float(scenario.release.artifact_size_mb) / float(self.hash_speed[node])
+                hash_s = self.artifact_size_mb / float(self.hash_speed[node])
                 if hash_s > 0:
-                    yield timeout(hash_s)
+                    world.n_timeouts += 1
+                    yield Timeout(env, hash_s)
                 try:
                     downloaded = fetch_release(
                         build_hash,
@@ -236,7 +288,7 @@ class Fleet:
                     world.recorder.event(env.now, "fetch_refused", str(exc), node)
             if downloaded is not None:
                 break
-            self.fetch_failures[node] += 1
+            fetch_failures[node] += 1
             if attempts > max_retries:
                 self.gave_up += 1
                 self.gave_up_nodes.add(node)
@@ -246,9 +298,10 @@ class Fleet:
                     self.release_fetch_nodes += 1
                 self._finish(node)
                 return
-            backoff = float(cfg.backoff_base_s) * float(cfg.backoff_factor) ** (attempts - 1)
+            backoff = self.backoff_base_s * self.backoff_factor ** (attempts - 1)
             if backoff > 0:
-                yield timeout(backoff)
+                world.n_timeouts += 1
+                yield Timeout(env, backoff)
             m = (m + 1) % n_mirrors
         self.fetch_attempts[node] += attempts
         if is_new:
@@ -274,12 +327,13 @@ class Fleet:
             self.installed_malicious[node] = True
 
         # restart on the new binary, then the boot check
-        restart = cfg.restart_delay
+        restart = self.restart_sample  # None: no restart delay
         down_from = env.now
         self.down_since[node] = down_from  # closed by _down, or at the end of the run
-        if not restart.is_zero:
-            yield timeout(float(restart.sample(rng)))
-        started = rng.random() >= float(scenario.release.startup_failure_prob) if is_new else True
+        if restart is not None:
+            world.n_timeouts += 1
+            yield Timeout(env, restart())
+        started = rng.random() >= self.startup_failure_prob if is_new else True
         result = boot_check(
             self.release_store, slot, node_id=node_id, now=env.now, audit=self.audit,
             started=started,
@@ -298,8 +352,9 @@ class Fleet:
         if math.isnan(self.rolled_back_s[node]):
             self.rolled_back_s[node] = env.now
         rollout.boot_outcome(True, env.now)
-        if not restart.is_zero:
-            yield timeout(float(restart.sample(rng)))
+        if restart is not None:
+            world.n_timeouts += 1
+            yield Timeout(env, restart())
         result = boot_check(
             self.release_store, slot, node_id=node_id, now=env.now, audit=self.audit,
             started=True,
@@ -361,12 +416,16 @@ class Fleet:
         by_id = {}
         for mirror_hash, data in world.mirrors.mirrors[0].artifacts.items():
             by_id[id(data)] = names.get(mirror_hash, "other")
-        return [by_id.get(id(slot.current()), "other") for slot in self.slots]
+        previous = by_id.get(id(self.previous_bytes), "other")
+        return [
+            previous if slot is None else by_id.get(id(slot.current()), "other")
+            for slot in self.slots
+        ]
 
     def node_rows(self) -> list[tuple]:
         rep = self.world.replication
         finals = self.final_builds()
-        columns = zip(
+        columns = (
             self.wave.tolist(),
             self.hash_speed.tolist(),
             self.learned_s.tolist(),
@@ -381,6 +440,6 @@ class Fleet:
             self.down_s.tolist(),
             self.installed_malicious.tolist(),
             finals,
-            strict=True,
         )
-        return [(rep, i, *row) for i, row in enumerate(columns)]
+        # the row tuples are built by zip in C: (replication, node, *the columns above)
+        return list(zip(itertools.repeat(rep, self.n), range(self.n), *columns, strict=True))

@@ -24,6 +24,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from simpy.events import Timeout
 
 from model.store import ApprovedRelease
 
@@ -149,10 +150,10 @@ class RolloutController:
         starts = np.maximum(learn, release_at)
         order = np.argsort(starts, kind="stable")
         begin = world.fleet.begin
-        timeout = world.timeout
         for node, start in zip(members[order].tolist(), starts[order].tolist(), strict=True):
             wait = start - env.now
             if wait > 0:
-                yield timeout(wait)
+                world.n_timeouts += 1  # what World.timeout counts, without the call
+                yield Timeout(env, wait)
             begin(node, rollout)
         world.release_hold()
