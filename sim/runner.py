@@ -156,13 +156,21 @@ def _record_frame(
     replication recorded them in is kept, which is deterministic.
     """
     columns = list(columns)
-    rows: list[tuple] = []
+    blocks: list[pd.DataFrame] = []
     lengths: list[int] = []
     for result in results:
         records = getattr(result, attr)
-        rows.extend(records)
+        if not isinstance(records, pd.DataFrame):  # tuples, when not built by an executor
+            records = pd.DataFrame.from_records(records, columns=columns, nrows=len(records))
         lengths.append(len(records))
-    frame = pd.DataFrame.from_records(rows, columns=columns, nrows=len(rows))
+        if len(records):
+            blocks.append(records)
+    if len(blocks) > 1:
+        frame = pd.concat(blocks, ignore_index=True)
+    elif blocks:
+        frame = blocks[0].reset_index(drop=True)
+    else:
+        frame = pd.DataFrame.from_records([], columns=columns, nrows=0)
     reps = np.repeat(np.array([r.replication for r in results], dtype=np.int64), lengths)
     seeds = np.repeat(np.array([r.seed for r in results], dtype=np.int64), lengths)
     if "replication" not in frame.columns:
