@@ -10,7 +10,7 @@ test:
 	$(PYTHON) tasks.py test
 
 bench:
-	$(PYTHON) tasks.py test --co -q >/dev/null && .venv/bin/python benchmarks/run_all.py
+	$(PYTHON) tasks.py bench
 
 clean:
 	rm -rf .venv runs .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@
 
     python3 tasks.py demo   # create .venv when missing, run the main job end to end
     python3 tasks.py test   # create .venv when missing, run the linter and the tests
+    python3 tasks.py bench  # the performance benchmarks (not part of the tests)
 
 ``.venv`` is (re)installed when it is missing or ``pyproject.toml`` changed since the
 last install. Extra arguments after ``test`` go to pytest; after ``demo``, to
@@ -59,10 +60,15 @@ def test(extra: list[str]) -> int:
     return run(str(_python()), "-m", "pytest", *extra)
 
 
+def bench(extra: list[str]) -> int:
+    """The performance benchmarks (benchmarks/run_all.py); not part of the tests."""
+    return run(str(_python()), "benchmarks/run_all.py", *extra)
+
+
 def main(argv: list[str]) -> int:
-    commands = {"demo": demo, "test": test}
+    commands = {"demo": demo, "test": test, "bench": bench}
     if not argv or argv[0] not in commands:
-        print("usage: python3 tasks.py demo|test [args...]", file=sys.stderr)
+        print("usage: python3 tasks.py demo|test|bench [args...]", file=sys.stderr)
         return 2
     if sys.version_info < (3, 11):  # noqa: UP036 - runs before the venv exists
         print("error: releasesim needs Python 3.11 or newer", file=sys.stderr)
