@@ -231,6 +231,16 @@ def approve_release(
     return updated
 
 
+def chain_epoch(store: GovernanceStore) -> int:
+    """The store's current chain epoch: the latest epoch at which anything was recorded.
+
+    A store has no clock of its own: time advances only when a caller acts at a later
+    epoch (the CLI's ``--epoch``, the simulator's ``env.now // epoch_s``). A new store is
+    at epoch 0.
+    """
+    return store.latest_epoch()
+
+
 @dataclass(frozen=True, slots=True)
 class SignerView:
     """``gov.release_signers``: the active signers and the most recently applied threshold."""

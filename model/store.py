@@ -408,6 +408,15 @@ class GovernanceStore:
         )
         return [self._approved(r) for r in rows]
 
+    def latest_epoch(self) -> int:
+        """The latest epoch at which anything was recorded (proposal, vote, activation); 0."""
+        row = self._db.execute(
+            "SELECT MAX(e) FROM (SELECT MAX(created_epoch) AS e FROM proposals"
+            " UNION ALL SELECT MAX(activated_epoch) FROM proposals"
+            " UNION ALL SELECT MAX(epoch) FROM votes)"
+        ).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
     def latest_threshold(self) -> int | None:
         """The threshold of the most recently activated release, if any."""
         row = self._db.execute(

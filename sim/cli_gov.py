@@ -16,11 +16,12 @@ Every sub-command takes ``--state PATH`` (else ``TB_GOV_DB_PATH``, else
 ``~/.the_block/governance.db``) and ``--json``. Read-only commands, and commands that
 can only fail on an empty store, never create a missing store: they see an empty one.
 
-**Chain epoch.** The CLI has no chain to ask, so the current epoch is the wall-clock
-unix time in whole minutes (``time.time() // 60``); ``--epoch`` overrides it. A proposal
-gets ``deadline = epoch + --vote-period`` (default 0), and ``approve-release`` tallies
-as soon as ``epoch >= deadline``, so ``propose-release`` then ``approve-release`` with
-the defaults activates the release.
+**Chain epoch.** The CLI has no chain to ask, so the current epoch is the store's
+(``model.governance.chain_epoch``: the latest epoch at which anything was recorded, 0
+for a new store); ``--epoch E`` acts at epoch E instead, which is how time advances. A
+proposal gets ``deadline = epoch + --vote-period`` (default 0), and ``approve-release``
+tallies as soon as ``epoch >= deadline``, so ``propose-release`` then ``approve-release``
+with the defaults activates the release, however much wall-clock time passes between.
 
 Exit codes: 0 success, 1 refused by the rules, 2 unusable input. This module only
 parses, calls ``model`` and prints; the rules live in ``model``. Errors derived from
@@ -56,6 +57,7 @@ from model.errors import (
 from model.governance import (
     approve_release,
     cast_vote,
+    chain_epoch,
     count_votes,
     propose_release,
     release_signers,
@@ -80,19 +82,14 @@ from sim.cli_args import (
 ENV_DB_PATH = "TB_GOV_DB_PATH"
 DEFAULT_DB_PATH = Path("~/.the_block/governance.db")
 DEFAULT_DOWNLOADS = Path("downloads")
-SECONDS_PER_EPOCH = 60
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 # -- shared helpers ---------------------------------------------------------------------
-def current_epoch(now: float | None = None) -> int:
-    """The CLI's chain epoch: unix time in whole minutes (documented; ``--epoch`` overrides)."""
-    return int((time.time() if now is None else now) // SECONDS_PER_EPOCH)
-
-
-def _epoch(args: argparse.Namespace) -> int:
-    return current_epoch() if args.epoch is None else int(args.epoch)
+def _epoch(args: argparse.Namespace, store: GovernanceStore) -> int:
+    """``--epoch`` when given, else the store's current chain epoch."""
+    return chain_epoch(store) if args.epoch is None else int(args.epoch)
 
 
 def _default_actor() -> str:
@@ -223,11 +220,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
     build_hash = parse_hash(args.hash, "--hash")
     attestations = parse_attestations(args.signer, args.signature)
     config = load_signer_config()
-    epoch = _epoch(args)
-    if epoch + args.vote_period > MAX_INT:
-        raise MalformedInput(
-            f"--vote-period: deadline epoch {epoch} + {args.vote_period} exceeds {MAX_INT}"
-        )
+    if args.epoch is not None:  # checked again below with the store's epoch
+        _check_deadline(args.epoch, args.vote_period)
     proposer = args.proposer or _default_actor()
     trusted = set(config.signers)
     problem = threshold_problem(len(trusted) if args.threshold is None else args.threshold,
@@ -235,6 +229,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
     if problem is not None:  # refused before any store is opened (or created)
         raise QuorumError(f"ReleaseVote for {build_hash[:16]}… refused: {problem}")
     with open_store(args, create=True) as store:
+        epoch = _epoch(args, store)
+        _check_deadline(epoch, args.vote_period)
         proposal = propose_release(
             store,
             build_hash=build_hash,
@@ -257,6 +253,13 @@ def cmd_propose(args: argparse.Namespace) -> int:
         f"  next: releasesim gov approve-release --id {proposal.id}",
     )
     return 0
+
+
+def _check_deadline(epoch: int, vote_period: int) -> None:
+    if epoch + vote_period > MAX_INT:
+        raise MalformedInput(
+            f"--vote-period: deadline epoch {epoch} + {vote_period} exceeds {MAX_INT}"
+        )
 
 
 def _existing_proposal_store(args: argparse.Namespace) -> GovernanceStore:
@@ -305,7 +308,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     voter = args.voter or _default_actor()
     with _existing_proposal_store(args) as store:
         proposal = approve_release(
-            store, args.id, voter=voter, weight=args.weight, epoch=_epoch(args)
+            store, args.id, voter=voter, weight=args.weight, epoch=_epoch(args, store)
         )
         return _vote_result(args, store, proposal, voter, "yes")
 
@@ -315,7 +318,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     with _existing_proposal_store(args) as store:
         cast_vote(
             store, args.id, voter=voter, weight=args.weight, choice=args.choice,
-            epoch=_epoch(args),
+            epoch=_epoch(args, store),
         )
         proposal = store.get_proposal(args.id)
         assert proposal is not None
@@ -324,7 +327,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
 
 def cmd_tally(args: argparse.Namespace) -> int:
     with _existing_proposal_store(args) as store:
-        result = tally(store, args.id, epoch=_epoch(args))
+        result = tally(store, args.id, epoch=_epoch(args, store))
         proposal = store.get_proposal(args.id)
     assert proposal is not None
     payload = _proposal_dict(proposal)
@@ -555,7 +558,7 @@ def _add_attestation_flags(parser: argparse.ArgumentParser, required: bool) -> N
 def _add_epoch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--epoch", type=non_negative_int, metavar="E",
-        help="chain epoch (default: unix time // 60)",
+        help="act at this chain epoch (default: the store's current epoch)",
     )
 
 

@@ -159,6 +159,28 @@ def test_plain_flow_json(cli: Cli) -> None:
     assert signers == {"signers": [s.public_key for s in SIGNERS], "threshold": 2}
 
 
+def test_default_epoch_is_the_stores_and_advances_only_with_epoch(cli: Cli) -> None:
+    """Without --epoch the CLI acts at the store's chain epoch, so propose -> approve
+    activates however much wall-clock time passes; time moves only with --epoch."""
+    assert cli("gov", "propose-release", "--hash", HASH, *attest_args(HASH, SIGNERS),
+               "--epoch", "40").returncode == 0
+    first = json.loads(cli("gov", "approve-release", "--id", "1", "--json").stdout)
+    assert (first["status"], first["activated_epoch"]) == ("activated", 40)
+    other = blake3_hex(b"another build")
+    made = cli("gov", "propose-release", "--hash", other, *attest_args(other, SIGNERS),
+               "--vote-period", "3", "--json")
+    assert made.returncode == 0, made.stderr
+    proposal = json.loads(made.stdout)
+    assert (proposal["created_epoch"], proposal["deadline_epoch"]) == (40, 43)
+    voted = json.loads(cli("gov", "approve-release", "--id", "2", "--json").stdout)
+    assert voted["status"] == "open"  # still epoch 40: before the deadline, no tally
+    early = cli("gov", "tally", "--id", "2")
+    assert early.returncode == 1
+    one_line_error(early, "before the deadline")
+    tallied = json.loads(cli("gov", "tally", "--id", "2", "--epoch", "43", "--json").stdout)
+    assert (tallied["status"], tallied["activated_epoch"]) == ("activated", 43)
+
+
 def test_threshold_defaults_to_signer_set_size(cli: Cli) -> None:
     proc = cli("gov", "propose-release", "--hash", HASH, *attest_args(HASH, SIGNERS[:2]))
     assert proc.returncode == 1

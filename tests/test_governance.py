@@ -449,3 +449,18 @@ def test_a_failed_approval_rolls_back_the_vote(store, signers):
     assert store.votes(proposal.id) == []
     assert store.counter(VOTES, choice="yes") == 0
     assert store.get_proposal(proposal.id).status == "open"
+
+
+def test_chain_epoch_is_the_latest_recorded_epoch(store, signers):
+    from model.governance import chain_epoch
+
+    assert chain_epoch(store) == 0
+    proposal = propose_release(
+        store, build_hash=H, attestations=attest(signers, H, 0, 1), signer_set=keys(signers),
+        threshold=2, proposer="alice", epoch=5, vote_period_epochs=4,
+    )
+    assert chain_epoch(store) == 5
+    cast_vote(store, proposal.id, voter="v", weight=1.0, choice="yes", epoch=7)
+    assert chain_epoch(store) == 7
+    tally(store, proposal.id, epoch=9)
+    assert chain_epoch(store) == 9
