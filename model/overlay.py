@@ -38,6 +38,7 @@ from typing import Any
 
 from model.crypto import blake3_hex
 from model.errors import InputError, MalformedInput
+from model.strict_json import load_json_strict
 
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
@@ -175,33 +176,6 @@ def read_legacy_peers(text: str) -> list[LegacyPeer]:
         if token and not token.startswith("#"):
             peers.append(LegacyPeer(f"line {lineno}", token))
     return peers
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise MalformedInput(f"invalid JSON (key {key!r} appears twice in one object)")
-        seen[key] = value
-    return seen
-
-
-def load_json_strict(text: str, where: str = "") -> Any:
-    """``json.loads`` that reports every problem as one ``MalformedInput`` line: syntax (with
-    line and column), a key repeated in one object, nesting too deep, an over-long number."""
-    prefix = f"{where}: " if where else ""
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise MalformedInput(
-            f"{prefix}line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
-        ) from None
-    except MalformedInput as exc:
-        raise MalformedInput(f"{prefix}{exc}") from None
-    except RecursionError:
-        raise MalformedInput(f"{prefix}invalid JSON (nested too deeply)") from None
-    except ValueError as exc:  # e.g. an integer literal longer than 4300 digits
-        raise MalformedInput(f"{prefix}invalid JSON ({' '.join(str(exc).split())})") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,12 @@ Imports only ``model.errors``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from model.errors import InputError, MalformedInput
+from model.strict_json import load_json_strict
 
 KINDS = ("runtime", "transport", "storage")
 ACTIONS = ("activate", "retire")
@@ -65,15 +65,6 @@ class BackendChange:
         return data
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise MalformedInput(f"key {key!r} appears twice")
-        seen[key] = value
-    return seen
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -86,16 +77,7 @@ def parse_history(text: str, source: str) -> list[BackendChange]:
         if not stripped or stripped.startswith("#"):
             continue
         where = f"{source}: line {lineno}"
-        try:
-            record = json.loads(stripped, object_pairs_hook=_no_duplicate_keys)
-        except json.JSONDecodeError as exc:
-            raise MalformedInput(f"{where}: invalid JSON ({exc.msg})") from None
-        except MalformedInput as exc:
-            raise MalformedInput(f"{where}: {exc}") from None
-        except RecursionError:
-            raise MalformedInput(f"{where}: invalid JSON (nested too deeply)") from None
-        except ValueError as exc:  # e.g. an integer literal longer than 4300 digits
-            raise MalformedInput(f"{where}: invalid JSON ({' '.join(str(exc).split())})") from None
+        record = load_json_strict(stripped, where, position=False)
         if not isinstance(record, dict):
             raise MalformedInput(f"{where}: expected a JSON object")
         unknown = sorted(set(record) - set(_REQUIRED) - set(_OPTIONAL))
