@@ -84,14 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from reports.blast_radius import format_blast_radius
     from sim.api import resolve_scenario
-    from sim.runner import (
-        check_out_dir,
-        format_blast_radius,
-        resolve_run_settings,
-        run_label,
-        run_scenario,
-    )
+    from sim.runner import check_out_dir, resolve_run_settings, run_label, run_scenario
 
     settings = {
         "replications": args.replications,
@@ -117,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except SCENARIO_ERRORS as exc:
         return fail(exc, EXIT_USAGE)  # exit 1 means an invariant was violated
-    print(format_blast_radius(result))
+    print(format_blast_radius(result.summary, result.manifest, result.invariant_violations))
     if result.out_dir is not None:
         from reports.report import ReportError, write_report
 

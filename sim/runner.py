@@ -13,8 +13,8 @@ directory atomically::
 Seeds: replication ``i`` of a run with seed ``S`` is computed from ``(S, i)`` only, so the
 tables are identical whatever the executor, worker count or completion order.
 
-``blast_radius`` turns a summary table into the mean and 95% CI of the main metrics;
-``format_blast_radius`` prints it, with a loud block when an invariant was violated.
+The printed blast-radius summary (mean and 95% CI of the main metrics) lives in
+``reports.blast_radius``, with the other statistics; the CLI prints it.
 
 Imports ``sim.world`` (lazily, at run time), ``sim.scenario``, ``sim.executors``; never
 ``reports``.
@@ -31,7 +31,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -58,21 +58,6 @@ MANIFEST = "manifest.json"
 GOVERNANCE_DB = "governance.db"
 MANIFEST_PACKAGES = ("releasesim", "simpy", "numpy", "pandas", "pynacl", "blake3", "pyarrow")
 
-MAIN_METRICS = (
-    "time_to_quorum_s",
-    "time_to_activation_s",
-    "adoption_p50_s",
-    "adoption_p90_s",
-    "adoption_p99_s",
-    "lagging_fraction",
-    "failed_startups",
-    "rolled_back_fraction",
-    "exposed_fraction",
-    "peak_down_fraction",
-    "halted",
-    "malicious_approved",
-    "malicious_installed_fraction",
-)
 INVARIANT_COLUMNS = ("unapproved_boots", "install_time_violations", "rejected_installs_counted")
 ID_COLUMNS = ("replication", "seed")
 
@@ -92,10 +77,6 @@ class RunResult:
     def ok(self) -> bool:
         """True when every invariant column is zero in every replication."""
         return not self.invariant_violations
-
-    def blast_radius(self) -> pd.DataFrame:
-        """Mean and 95% CI of the main metrics (see ``blast_radius``)."""
-        return blast_radius(self.summary)
 
 
 # --------------------------------------------------------------------------- tables
@@ -200,136 +181,6 @@ def events_frame(results: Sequence[Any]) -> pd.DataFrame:
     return _record_frame(results, "events", EVENT_COLUMNS, ["replication", "time_s"])
 
 
-# --------------------------------------------------------------------------- statistics
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    ln_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(ln_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(ln_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """CDF of Student's t distribution with ``df`` degrees of freedom."""
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """Quantile of Student's t (bisection on ``t_cdf``; 1e-12 precision)."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), got {p}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12:
-            break
-    return 0.5 * (lo + hi)
-
-
-def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float, int]:
-    """Mean and t-interval of the non-NaN values: ``(mean, low, high, n)``."""
-    x = np.asarray([v for v in values if not math.isnan(float(v))], dtype=float)
-    n = int(x.size)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n == 1:
-        return mean, math.nan, math.nan, 1
-    half = t_quantile(0.5 + level / 2.0, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return mean, mean - half, mean + half, n
-
-
-def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float, float]:
-    """Proportion and Wilson score interval: ``(p, low, high)``."""
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    z = _normal_quantile(0.5 + level / 2.0)
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return p, low, high
-
-
-def _normal_quantile(p: float) -> float:
-    """Standard normal quantile (the t quantile with very many degrees of freedom)."""
-    from statistics import NormalDist
-
-    return NormalDist().inv_cdf(p)
-
-
-def blast_radius(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
-    """Mean and 95% CI of each main metric present in ``summary``.
-
-    Boolean columns get a Wilson interval on the proportion of replications where the
-    metric is true; other columns a t-interval on the mean (fraction metrics clipped to
-    [0, 1], and every lower bound at 0 since no main metric is negative). ``n`` counts
-    the replications where the metric is defined (NaN excluded).
-    """
-    rows = []
-    for name in metrics:
-        if name not in summary.columns:
-            continue
-        column = summary[name]
-        if column.dtype == bool:
-            n = int(column.notna().sum())
-            p, low, high = wilson_ci(int(column.sum()), n)
-            rows.append((name, n, p, low, high, "wilson"))
-            continue
-        mean, low, high, n = mean_ci(column.astype(float))
-        if n > 1:  # every main metric is >= 0; fractions are <= 1
-            low = max(0.0, low)
-            high = min(1.0, high) if name.endswith("_fraction") else high
-        rows.append((name, n, mean, low, high, "t"))
-    return pd.DataFrame(rows, columns=["metric", "n", "mean", "ci_low", "ci_high", "method"])
-
-
 def invariant_violations(summary: pd.DataFrame) -> dict[str, int]:
     """``{column: replications where it is non-zero}`` for the invariant columns."""
     found = {}
@@ -339,40 +190,6 @@ def invariant_violations(summary: pd.DataFrame) -> dict[str, int]:
             if bad:
                 found[name] = bad
     return found
-
-
-def _fmt(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
-        return f"{value:.3g}"
-    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
-
-
-def format_blast_radius(result: RunResult) -> str:
-    """The printed blast-radius summary, with a loud block for invariant violations."""
-    manifest = result.manifest
-    table = blast_radius(result.summary)
-    reps = len(result.summary)
-    lines = [
-        f"blast radius: {manifest.get('scenario_name', '?')} - {reps} replications, "
-        f"seed {manifest.get('seed')}, config {str(manifest.get('config_hash', ''))[:12]}",
-        f"{'metric':<30} {'n':>5} {'mean':>12}  {'95% CI':<27} method",
-    ]
-    for row in table.itertuples(index=False):
-        ci = f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
-        lines.append(f"{row.metric:<30} {row.n:>5} {_fmt(row.mean):>12}  {ci:<27} {row.method}")
-    violations = result.invariant_violations
-    if violations:
-        bar = "!" * 78
-        lines += ["", bar, "!!! INVARIANT VIOLATED - the release process let something through"]
-        for name, count in violations.items():
-            total = int(result.summary[name].fillna(0).sum())
-            lines.append(
-                f"!!!   {name}: non-zero in {count} of {reps} replications (total {total})"
-            )
-        lines += ["!!! these must be 0 in every replication; inspect the run's tables", bar]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- run directory
@@ -690,15 +507,9 @@ def run_label(result: RunResult) -> str:
 
 __all__ = [
     "INVARIANT_COLUMNS",
-    "MAIN_METRICS",
     "RunError",
     "RunResult",
-    "blast_radius",
-    "format_blast_radius",
     "invariant_violations",
-    "mean_ci",
     "run_label",
     "run_scenario",
-    "t_quantile",
-    "wilson_ci",
 ]
