@@ -238,7 +238,9 @@ class Fleet:
         while True:
             attempts += 1
             mirror = mirrors[m]
-            if mirror.in_use < mirror.capacity:  # mirror.acquire(): a free slot, no event
+            # the mirror's download slots: a FIFO counting semaphore (simpy.Resource
+            # semantics); a free slot costs no event
+            if mirror.in_use < mirror.capacity:
                 mirror.in_use += 1
             else:
                 wait_slot = Event(env)
@@ -263,7 +265,7 @@ class Fleet:
                     world.n_timeouts += 1
                     yield Timeout(env, lat + transfer)
                 ok = not mirror.outage_between(t0, env.now)
-            if mirror.waiting:  # mirror.release(): hand the slot to the first waiter
+            if mirror.waiting:  # hand the slot straight to the first waiter
                 mirror.waiting.popleft().succeed()
             else:
                 mirror.in_use -= 1

@@ -38,7 +38,8 @@ OK, DOWN, TIMEOUT = 0, 1, 2
 
 
 class SimMirror:
-    """One mirror: published artifacts, outage state and a download-slot resource."""
+    """One mirror: published artifacts, outage state and its download slots (``in_use``
+    of ``capacity``, FIFO ``waiting`` events; the fleet takes and frees them inline)."""
 
     __slots__ = (
         "index",
@@ -74,26 +75,6 @@ class SimMirror:
 
     def publish(self, build_hash: str, data: bytes) -> None:
         self.artifacts[build_hash] = data
-
-    def acquire(self) -> simpy.Event | None:
-        """Take a download slot: None when one is free now, else an event to wait for.
-
-        A FIFO counting semaphore (the semantics of ``simpy.Resource``), cheaper for the
-        common uncontended case because a free slot costs no event at all.
-        """
-        if self.in_use < self.capacity:
-            self.in_use += 1
-            return None
-        event = self.env.event()
-        self.waiting.append(event)
-        return event
-
-    def release(self) -> None:
-        """Free a slot, handing it straight to the first waiter if there is one."""
-        if self.waiting:
-            self.waiting.popleft().succeed()
-        else:
-            self.in_use -= 1
 
     def fetch(self, build_hash: str, *, timeout: float, max_bytes: int) -> bytes:
         """The published bytes (possibly with one flipped byte); ``SourceError`` if unknown."""
