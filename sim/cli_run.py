@@ -6,6 +6,7 @@
     releasesim scenarios list
     releasesim scenarios schema
     releasesim scenarios show NAME [--format toml|json]
+    releasesim scenarios validate SCENARIO [SCENARIO ...]
 
 Everything (scenario, overrides, numbers, scheduler URL, destination) is validated
 before any replication runs; a user's mistake is one line on stderr and exit code 2.
@@ -81,6 +82,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                       metavar="key.path=value", help="override a scenario value (repeatable)")
     show.add_argument("--format", choices=("toml", "json"), default="toml")
     show.set_defaults(func=cmd_scenarios_show)
+    validate = ssub.add_parser(
+        "validate", help="check scenario files without running them (exit 2 on the first error)"
+    )
+    validate.add_argument("names", nargs="+", metavar="SCENARIO",
+                          help="shipped scenario names or TOML paths")
+    validate.set_defaults(func=cmd_scenarios_validate)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -167,6 +174,19 @@ def cmd_scenarios_show(args: argparse.Namespace) -> int:
         print(json.dumps(json_safe(data), indent=2))
     else:
         print(to_toml(data), end="")
+    return EXIT_OK
+
+
+def cmd_scenarios_validate(args: argparse.Namespace) -> int:
+    from sim.api import resolve_scenario
+    from sim.scenario import config_hash
+
+    for name in args.names:
+        try:
+            scenario = resolve_scenario(name, [])
+        except SCENARIO_ERRORS as exc:
+            return fail(exc, EXIT_USAGE)
+        print(f"ok: {name} (scenario {scenario.name}, config {config_hash(scenario)[:12]})")
     return EXIT_OK
 
 

@@ -180,3 +180,15 @@ def _drop_none(value: object) -> object:
         return [_drop_none(v) for v in value]
     return value
 
+
+
+def test_scenarios_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios", "validate", "baseline", "lagging_release"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in out] == ["baseline", "lagging_release"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[fleet]\nnodes = 'ten'\n")
+    assert main(["scenarios", "validate", "baseline", str(bad)]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert "bad.toml" in line and "fleet.nodes" in line and "Traceback" not in captured.err
