@@ -143,6 +143,18 @@ def _interval_panel(
     _right_labels(ax, ys, texts)
 
 
+def _plot_band(
+    ax: Axes, t: np.ndarray, band: Band, prefix: str, median_label: str,
+    *, spread_alpha: float, lw: float,
+) -> None:
+    """A band across replications in percent: 5-95% spread, 95% CI of the median, median."""
+    ax.fill_between(t, 100 * band.p05, 100 * band.p95, color=BLUE, alpha=spread_alpha,
+                    label=f"{prefix}5-95% of replications")
+    ax.fill_between(t, 100 * band.ci_low, 100 * band.ci_high, color=BLUE, alpha=0.4,
+                    label=f"{prefix}95% CI of the median")
+    ax.plot(t, 100 * band.median, color=BLUE, lw=lw, label=median_label)
+
+
 def exposure_figure(bands: dict[str, Band], replications: int) -> tuple[Figure, list[Axes]]:
     """Fraction of the fleet running the new release vs time since activation."""
     fig, (ax,) = new_figure(9.0, 4.6)
@@ -154,11 +166,8 @@ def exposure_figure(bands: dict[str, Band], replications: int) -> tuple[Figure, 
         return fig, [ax]
     div, unit = time_unit(float(running.t_s[-1]))
     t = running.t_s / div
-    ax.fill_between(t, 100 * running.p05, 100 * running.p95, color=BLUE, alpha=0.15,
-                    label="running: 5-95% of replications")
-    ax.fill_between(t, 100 * running.ci_low, 100 * running.ci_high, color=BLUE, alpha=0.4,
-                    label="running: 95% CI of the median")
-    ax.plot(t, 100 * running.median, color=BLUE, lw=2, label="running the release (median)")
+    _plot_band(ax, t, running, "running: ", "running the release (median)",
+               spread_alpha=0.15, lw=2)
     ax.plot(t, 100 * installed.median, color=ORANGE, lw=1.5, ls="--",
             label="installed it (median; includes failed starts)")
     ax.set_xlabel(f"time since activation [{unit}]")
@@ -255,11 +264,7 @@ def consensus_figure(
     if down.n:
         div, unit = time_unit(float(down.t_s[-1]))
         t = down.t_s / div
-        ax1.fill_between(t, 100 * down.p05, 100 * down.p95, color=BLUE, alpha=0.18,
-                         label="5-95% of replications")
-        ax1.fill_between(t, 100 * down.ci_low, 100 * down.ci_high, color=BLUE, alpha=0.4,
-                         label="95% CI of the median")
-        ax1.plot(t, 100 * down.median, color=BLUE, lw=1.8, label="median")
+        _plot_band(ax1, t, down, "", "median", spread_alpha=0.18, lw=1.8)
         ax1.set_xlim(t[0], t[-1])
         ax1.set_xlabel(f"time since activation [{unit}]")
     else:

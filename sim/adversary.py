@@ -22,7 +22,6 @@ import numpy as np
 
 from model.errors import QuorumError
 from model.governance import propose_release
-from model.quorum import Attestation
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -52,10 +51,7 @@ class Adversary:
         self.attack_s = world.env.now
         world.mirrors.publish(build_hash, data)
         pool = world.signers
-        attestations = [
-            Attestation(pool.keys[i].public_key, pool.keys[i].attest(build_hash))
-            for i in pool.compromised
-        ]
+        attestations = [pool.attestation(i, build_hash) for i in pool.compromised]
         world.recorder.event(world.env.now, "malicious_build", build_hash, len(attestations))
         try:
             proposal = propose_release(

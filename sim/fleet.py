@@ -122,7 +122,6 @@ class Fleet:
         self.audit = MemoryAuditLog()
         self.down_starts = array("d")
         self.down_ends = array("d")
-        self.gave_up = 0
         self.gave_up_nodes: set[int] = set()  # membership and size only, never iterated
         self.release_fetch_attempts = 0  # attempts at the release ("new") build only
         self.release_fetch_nodes = 0  # nodes that finished fetching (or gave up on) it
@@ -292,7 +291,6 @@ class Fleet:
                 break
             fetch_failures[node] += 1
             if attempts > max_retries:
-                self.gave_up += 1
                 self.gave_up_nodes.add(node)
                 self.fetch_attempts[node] += attempts
                 if is_new:

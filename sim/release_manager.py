@@ -93,9 +93,9 @@ class ReleaseManager:
         self.signing.discard(index)
         if self.proposed or self.build_hash is None:
             return
-        signer = self.world.signers.keys[index]
-        self.attestations[index] = Attestation(signer.public_key, signer.attest(self.build_hash))
-        self.world.recorder.event(self.world.env.now, "attestation", signer.public_key[:16], index)
+        attestation = self.world.signers.attestation(index, self.build_hash)
+        self.attestations[index] = attestation
+        self.world.recorder.event(self.world.env.now, "attestation", attestation.signer[:16], index)
         self._check_quorum()
 
     def _count_in_set(self) -> int:

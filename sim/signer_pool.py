@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model.crypto import ReleaseSigner
+from model.quorum import Attestation
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -72,6 +73,11 @@ class SignerPool:
     def signer_set(self) -> tuple[str, ...]:
         """The configured signer set as hex public keys (what governance checks against)."""
         return tuple(self.keys[i].public_key for i in self.configured)
+
+    def attestation(self, index: int, build_hash: str) -> Attestation:
+        """Signer ``index``'s real Ed25519 attestation of ``release:<build_hash>``."""
+        signer = self.keys[index]
+        return Attestation(signer.public_key, signer.attest(build_hash))
 
     def threshold_now(self) -> int:
         """The configured threshold (kept within 1..len(signer set))."""

@@ -30,7 +30,6 @@ import simpy
 
 from model.crypto import blake3_hex
 from model.governance import cast_vote, propose_release, tally
-from model.quorum import Attestation
 from model.store import GovernanceStore
 from sim.recorder import Recorder
 
@@ -139,10 +138,7 @@ class World:
         data, build_hash = make_artifact(self.rngs["release"], "previous")
         self.previous_bytes, self.previous_hash = data, build_hash
         pool = self.signers
-        attestations = [
-            Attestation(pool.keys[i].public_key, pool.keys[i].attest(build_hash))
-            for i in pool.configured
-        ]
+        attestations = [pool.attestation(i, build_hash) for i in pool.configured]
         proposal = propose_release(
             self.store,
             build_hash=build_hash,
