@@ -1,89 +1,102 @@
-"""The printed blast-radius summary of a run: mean and 95% CI of the main metrics.
+"""The printed blast-radius summary of a run: the headline, then the main measures.
 
-Pure pandas over the run's summary table (one row per replication); the intervals come
-from ``reports.intervals``, the one place the project computes them: a Wilson interval for
-boolean columns (the share of replications where it happened), a t-interval on the mean
-otherwise, clipped to the metric's range (no main metric is negative; fractions are at
-most 1). ``n`` counts the replications where the metric is defined (NaN excluded).
-Must not import ``sim`` or ``model``.
+The numbers are the report's (``reports.estimates.measure_table`` over
+``reports.measures.per_replication``): each measure has one interval method, so the
+terminal, ``report.md``, ``report.html``, ``report.json`` and the sweep show the same
+estimate and 95% interval. A figure that is not over every replication carries its
+qualifier ("given activated, n = 6 of 20"), and the summary opens with a warning for each
+headline figure that is conditional or censored. Must not import ``sim`` or ``model``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from reports.intervals import t_interval, wilson
+from reports.estimates import conditional_warnings, count_label, measure_table, table_records
+from reports.measures import HEADLINE, per_replication
+from reports.report import format_estimate
 
-MAIN_METRICS = (
+MAIN_METRICS: tuple[str, ...] = (
+    *HEADLINE,
     "time_to_quorum_s",
-    "time_to_activation_s",
     "adoption_p50_s",
     "adoption_p90_s",
-    "adoption_p99_s",
-    "lagging_fraction",
-    "failed_startups",
-    "rolled_back_fraction",
     "exposed_fraction",
-    "peak_down_fraction",
+    "failed_startup_fraction",
+    "rolled_back_fraction",
+    "stuck_old_fraction",
     "halted",
-    "malicious_approved",
     "malicious_installed_fraction",
 )
+"""The measures the terminal prints: the headline first, then the rest of the main ones."""
 
 
-def blast_radius(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
-    """``metric, n, mean, ci_low, ci_high, method`` for each main metric in ``summary``."""
-    rows = []
-    for name in metrics:
-        if name not in summary.columns:
-            continue
-        column = summary[name]
-        if column.dtype == bool:
-            n = int(column.notna().sum())
-            p, low, high = wilson(int(column.sum()), n)
-            rows.append((name, n, p, low, high, "wilson"))
-            continue
-        mean, low, high, n = t_interval(column.to_numpy(dtype=float))
-        if n > 1:
-            low = max(0.0, low)
-            high = min(1.0, high) if name.endswith("_fraction") else high
-        rows.append((name, n, mean, low, high, "t"))
-    return pd.DataFrame(rows, columns=["metric", "n", "mean", "ci_low", "ci_high", "method"])
+def blast_radius(
+    summary: pd.DataFrame,
+    nodes: pd.DataFrame,
+    events: pd.DataFrame,
+    metrics: Sequence[str] = MAIN_METRICS,
+) -> pd.DataFrame:
+    """The measure table (``reports.estimates.TABLE_COLUMNS``) of ``metrics``, in order.
 
-
-def _fmt(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
-        return f"{value:.3g}"
-    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    ``summary``, ``nodes`` and ``events`` are a run's tables (``RunResult`` or
+    ``reports.report.load_run``).
+    """
+    values = per_replication(summary, nodes, events)
+    table = measure_table(values, metrics).set_index("measure")
+    return table.loc[[m for m in metrics if m in table.index]].reset_index()
 
 
 def format_blast_radius(
-    summary: pd.DataFrame, manifest: Mapping[str, Any], violations: Mapping[str, int]
+    table: pd.DataFrame, manifest: Mapping[str, Any], violations: Mapping[str, int],
+    replications: int,
 ) -> str:
-    """The table as text, with a loud block when an invariant was violated."""
-    table = blast_radius(summary)
-    reps = len(summary)
+    """The table as text: warnings, the headline, the main measures, invariant block."""
     lines = [
-        f"blast radius: {manifest.get('scenario_name', '?')} - {reps} replications, "
+        f"blast radius: {manifest.get('scenario_name', '?')} - {replications} replications, "
         f"seed {manifest.get('seed')}, config {str(manifest.get('config_hash', ''))[:12]}",
-        f"{'metric':<30} {'n':>5} {'mean':>12}  {'95% CI':<27} method",
     ]
-    for row in table.itertuples(index=False):
-        ci = f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
-        lines.append(f"{row.metric:<30} {row.n:>5} {_fmt(row.mean):>12}  {ci:<27} {row.method}")
+    for warning in conditional_warnings(table):
+        lines.append(f"! {warning.replace('`', '')}")
+    header = f"{'measure':<30} {'estimate':>16}  {'95% CI':<30} {'method':<9} n/N"
+    lines.append(header)
+    for i, row in enumerate(table.itertuples(index=False)):
+        if i == len([m for m in HEADLINE if m in set(table["measure"])]):
+            lines.append("-" * len(header))
+        follow = float(row.follow_up)
+        est = f"{row.estimate} {format_estimate(row.value, row.unit, follow)}"
+        low, high = (format_estimate(v, row.unit, follow) for v in (row.ci_low, row.ci_high))
+        ci = f"[{low}, {high}]"
+        lines.append(f"{row.measure:<30} {est:>16}  {ci:<30} {row.method:<9} "
+                     f"{count_label(row)}")
     if violations:
         bar = "!" * 78
         lines += ["", bar, "!!! INVARIANT VIOLATED - the release process let something through"]
         for name, count in violations.items():
-            total = int(summary[name].fillna(0).sum())
-            lines.append(
-                f"!!!   {name}: non-zero in {count} of {reps} replications (total {total})"
-            )
+            lines.append(f"!!!   {name}: non-zero in {count} of {replications} replications")
         lines += ["!!! these must be 0 in every replication; inspect the run's tables", bar]
     return "\n".join(lines)
+
+
+def blast_radius_json(
+    table: pd.DataFrame, manifest: Mapping[str, Any], violations: Mapping[str, int],
+    replications: int,
+) -> dict[str, Any]:
+    """What ``releasesim run --json`` prints: run facts, warnings and the table."""
+    return {
+        "scenario": manifest.get("scenario_name"),
+        "seed": manifest.get("seed"),
+        "replications": replications,
+        "config_hash": manifest.get("config_hash"),
+        "run_dir": manifest.get("run_dir"),
+        "warnings": conditional_warnings(table),
+        "invariant_violations": dict(violations),
+        "headline": [m for m in HEADLINE if m in set(table["measure"])],
+        "measures": table_records(table),
+    }
+
+
+__all__ = ["MAIN_METRICS", "blast_radius", "blast_radius_json", "format_blast_radius"]

@@ -18,6 +18,7 @@ from reports.report import (
     TABLE_HEADER,
     Report,
     display_table,
+    headline_rows,
     run_facts,
 )
 
@@ -32,6 +33,7 @@ th { background: #f3f5f7; } td.num { text-align: right; font-variant-numeric: ta
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .ok { background: #e8f5e9; border: 1px solid #66bb6a; padding: 0.6em 1em; }
 .bad { background: #ffebee; border: 2px solid #c62828; padding: 0.6em 1em; font-weight: bold; }
+.warn { background: #fff8e1; border: 2px solid #f9a825; padding: 0.6em 1em; }
 ul.notes { color: #555; font-size: 0.9em; } code { background: #f3f3f3; padding: 0 0.2em; }
 """
 
@@ -66,6 +68,12 @@ def render_html(report: Report, pngs: dict[str, bytes]) -> str:
     else:
         parts.append(f'<p class="ok">All invariants are 0 in all {report.replications} '
                      "replications.</p>")
+    if report.warnings:
+        parts.append('<div class="warn"><strong>Read with care: conditional figures</strong>'
+                     "<ul>" + "".join(f"<li>{e(w)}</li>" for w in report.warnings)
+                     + "</ul></div>")
+    parts.append('<h2 id="headline">Headline</h2>')
+    parts.append(_table(TABLE_HEADER, headline_rows(report)))
     figure_for = {section: key for key, _, section in FIGURES}
     for section in SECTION_ORDER:
         parts.append(f'<h2 id="{section}">{e(SECTION_TITLES[section])}</h2>')

@@ -12,6 +12,7 @@ from reports.report import (
     TABLE_HEADER,
     Report,
     display_table,
+    headline_rows,
     run_facts,
 )
 
@@ -36,6 +37,10 @@ def render_markdown(report: Report) -> str:
         lines += [f"**INVARIANT VIOLATED** - {items}", ""]
     else:
         lines += [f"All invariants are 0 in all {report.replications} replications.", ""]
+    if report.warnings:
+        lines += ["> **Read with care: conditional figures**", ">"]
+        lines += [f"> - {w}" for w in report.warnings] + [""]
+    lines += ["## Headline", ""] + _table(TABLE_HEADER, headline_rows(report)) + [""]
     figure_for = {section: (key, name) for key, name, section in FIGURES}
     for section in SECTION_ORDER:
         lines += [f"## {SECTION_TITLES[section]}", ""]

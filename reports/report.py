@@ -3,9 +3,11 @@
 ``load_run(run_dir)`` reads ``summary.parquet``, ``nodes.parquet``, ``events.parquet`` and
 ``manifest.json``; ``build_report(tables)`` computes every measure (``reports.measures``),
 the time series (``reports.series``) and the figures (``reports.figures``) into a
-``Report``; ``write_report(run_dir)`` saves the PNGs, ``report.html`` (self-contained) and
-``report.md`` atomically (temp file in the same folder, ``os.replace``) and returns their
-paths.
+``Report``; ``write_report(run_dir)`` saves the PNGs, ``report.html`` (self-contained),
+``report.md`` and ``report.json`` (the measure table, headline and warnings) atomically
+(temp file in the same folder, ``os.replace``) and returns their paths. A report opens
+with its headline figures (``reports.measures.HEADLINE``) and a warning for each one that
+is conditional or censored.
 
 Reads the run directory's files only; must not import ``sim`` or ``model``.
 """
@@ -24,13 +26,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports import figures
-from reports.measures import INVARIANTS, SECTIONS, measure_table, per_replication
+from reports.estimates import conditional_warnings, count_label, measure_table, table_records
+from reports.measures import HEADLINE, INVARIANTS, SECTIONS, per_replication
 from reports.series import down_curves, exposure_curves
 
 RUN_TABLES = ("summary.parquet", "nodes.parquet", "events.parquet")
 MANIFEST = "manifest.json"
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "report.md"
+JSON_NAME = "report.json"
 FIGURES: tuple[tuple[str, str, str], ...] = (
     # (figure key, PNG file, section it illustrates)
     ("exposure", "fig_exposure.png", "exposure"),
@@ -72,6 +76,8 @@ class Report:
     figures: dict[str, Figure]
     notes: dict[str, list[str]]
     invariant_violations: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    """Headline figures that are conditional or censored (the report opens with them)."""
 
     @property
     def replications(self) -> int:
@@ -125,7 +131,7 @@ def build_report(tables: RunTables) -> Report:
     }
     name = tables.manifest.get("scenario_name", "run")
     return Report(f"Blast radius: {name}", tables.manifest, values, table, figs, notes,
-                  violations)
+                  violations, conditional_warnings(table))
 
 
 def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, list[str]]:
@@ -143,14 +149,20 @@ def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, lis
             "vote), so the fraction of nodes is also the fraction of voting power.",
         ],
         "affected": [
-            "Mean over replications of the per-replication fleet fraction; 95% CI: Wilson "
-            "score interval with n = replications where it is defined."
-            + (f" Lagging = not running the release {sla:g} s (sla_s) after activation."
+            "Mean over replications of the per-replication fleet fraction; 95% CI: Student t "
+            "over the replication values, widened to at least the Wilson interval of all "
+            "node-trials pooled."
+            + (f" Lagging = not running the release {sla:g} s (sla_s) after activation; "
+               "defined only given activation (see n of N)."
                if isinstance(sla, int | float) else ""),
         ],
         "timing": [
-            "Median over the replications where the event happened (n); N = all "
-            "replications. 95% CI: percentile bootstrap (2000 resamples, fixed seed).",
+            "Build -> quorum and build -> activation: Kaplan-Meier median over all "
+            "replications, censored at the horizon (a replication whose release was "
+            "rejected never activates); '>' means not reached within the horizon. "
+            "Adoption times: the same, given activation. 95% CI: log-log Greenwood band "
+            "inverted at 1/2. Halt and recovery times: median over the replications where "
+            "they happened, percentile bootstrap (2000 resamples, fixed seed).",
         ],
         "containment": [
             "exposure at halt and failed after halt are defined only in replications "
@@ -165,8 +177,8 @@ def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, lis
             "at >= 1/3 of the fleet down, BFT consensus cannot finalise.",
         ],
         "governance": [
-            "Probabilities: share of replications, Wilson 95% CI; counts: mean per "
-            "replication, t 95% CI.",
+            "Probabilities: share of replications, Wilson 95% CI over replications; "
+            "counts: mean per replication, Student t 95% CI.",
         ],
         "invariants": [
             "Each must be 0 in every replication; a non-zero value means the release "
@@ -186,7 +198,8 @@ def format_value(value: float, unit: str) -> str:
     if math.isinf(value):
         return "never" if value > 0 else "-inf"
     if unit in ("fraction", "probability"):
-        return f"{100 * value:.1f}%"
+        percent = 100 * value
+        return f"{percent:.2g}%" if 0 < abs(percent) < 0.1 else f"{percent:.1f}%"
     if unit == "s":
         div, label = figures.time_unit(abs(value))
         return f"{value:,.0f} s" if label == "s" else f"{value / div:,.1f} {label}"
@@ -195,15 +208,55 @@ def format_value(value: float, unit: str) -> str:
     return f"{value:.3g}"
 
 
+def format_estimate(value: float, unit: str, follow_up: float = math.nan) -> str:
+    """Like ``format_value``, but an unreached censored quantile reads "> follow-up"."""
+    if isinstance(value, float) and math.isinf(value) and value > 0 and unit == "s":
+        return f"> {format_value(follow_up, unit)}" if math.isfinite(follow_up) else "never"
+    return format_value(value, unit)
+
+
+def display_row(row: Any) -> list[str]:
+    """``[measure, unit, estimate, 95% CI, n/N and condition, method]`` of one table row."""
+    follow = float(row.follow_up)
+    est = format_estimate(row.value, row.unit, follow)
+    if math.isfinite(row.ci_low) or math.isinf(row.ci_low):
+        ci = (f"[{format_estimate(row.ci_low, row.unit, follow)}, "
+              f"{format_estimate(row.ci_high, row.unit, follow)}]")
+    else:
+        ci = "-"
+    return [row.measure, row.unit, f"{row.estimate} {est}", ci, count_label(row), row.method]
+
+
 def display_table(report: Report, section: str) -> list[list[str]]:
     """Rows ``[measure, unit, estimate, 95% CI, n/N, method]`` of one section."""
+    return [display_row(r) for r in
+            report.table[report.table["section"] == section].itertuples(index=False)]
+
+
+def headline_rows(report: Report) -> list[list[str]]:
+    """The headline rows (``reports.measures.HEADLINE``), formatted like the tables."""
+    from_table = report.table.set_index("measure")
     rows = []
-    for r in report.table[report.table["section"] == section].itertuples(index=False):
-        ci = (f"[{format_value(r.ci_low, r.unit)}, {format_value(r.ci_high, r.unit)}]"
-              if math.isfinite(r.ci_low) else "-")
-        rows.append([r.measure, r.unit, f"{r.estimate} {format_value(r.value, r.unit)}", ci,
-                     f"{r.n}/{r.N}", r.method])
+    for name in HEADLINE:
+        if name in from_table.index:
+            row = from_table.loc[[name]].reset_index().itertuples(index=False)
+            rows.append(display_row(next(row)))
     return rows
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """``report.json``: the run facts, warnings, headline and the whole measure table."""
+    return {
+        "title": report.title,
+        "scenario": report.manifest.get("scenario_name"),
+        "seed": report.manifest.get("seed"),
+        "replications": report.replications,
+        "config_hash": report.manifest.get("config_hash"),
+        "warnings": report.warnings,
+        "invariant_violations": report.invariant_violations,
+        "headline": list(HEADLINE),
+        "measures": table_records(report.table),
+    }
 
 
 TABLE_HEADER = ["measure", "unit", "estimate", "95% CI", "n/N", "CI method"]
@@ -254,7 +307,7 @@ def figure_png(fig: Figure) -> bytes:
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Write the PNGs, ``report.html`` and ``report.md`` for ``run_dir``; return the paths.
+    """Write the PNGs, ``report.html``, ``report.md`` and ``report.json``; return the paths.
 
     ``out_dir`` defaults to ``run_dir`` itself. Raises ``ReportError`` when the run
     directory is missing or unreadable.
@@ -273,7 +326,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
         written.append(out / filename)
     atomic_write(out / HTML_NAME, render_html(report, pngs).encode("utf-8"))
     atomic_write(out / MARKDOWN_NAME, render_markdown(report).encode("utf-8"))
-    written += [out / HTML_NAME, out / MARKDOWN_NAME]
+    text = json.dumps(report_json(report), indent=2, allow_nan=False) + "\n"
+    atomic_write(out / JSON_NAME, text.encode("utf-8"))
+    written += [out / HTML_NAME, out / MARKDOWN_NAME, out / JSON_NAME]
     return written
 
 
@@ -286,8 +341,12 @@ __all__ = [
     "RunTables",
     "atomic_write",
     "build_report",
+    "display_row",
     "display_table",
+    "format_estimate",
     "format_value",
+    "headline_rows",
+    "report_json",
     "load_run",
     "write_report",
 ]

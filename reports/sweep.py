@@ -4,14 +4,17 @@ Input: for each grid point, its settings (``{"signers.threshold": "5"}``), its
 per-replication measure values (``reports.measures.per_replication``) and its activation
 deadline. Output:
 
-- ``sweep_table``: one row per grid point, the main metrics' estimate, 95% CI and ``n``
-  (``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``, ``<metric>_n``).
+- ``sweep_table``: one row per grid point, P(activated) first, then the main metrics'
+  estimate, 95% CI and ``n`` (``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``,
+  ``<metric>_n``), computed with each measure's one method (``reports.estimates``), so a
+  sweep row shows what the run's report shows.
 - ``recommend``: the SLO rule. A point is **feasible** when the Wilson 95% *upper* bound
-  of P(malicious build approved) is ``<= max_forgery_prob`` and its median time to
-  activation (a replication that never activated counts as never, i.e. infinite) is
-  ``<= max_activation_s``. Among feasible points the one with the fastest median
-  activation is recommended (ties: the lower forgery bound, then the grid order); the
-  reason is one sentence. With no feasible point, the sentence says so and why.
+  of P(malicious build approved) is ``<= max_forgery_prob`` and its Kaplan-Meier median
+  time build -> activation (censored at the horizon; a rejected release never activates;
+  ``inf`` when not reached within the horizon) is ``<= max_activation_s``. Among feasible
+  points the one with the fastest median activation is recommended (ties: the lower
+  forgery bound, then the grid order); the reason is one sentence. With no feasible
+  point, the sentence says so and why.
 - ``frontier_figure``: P(malicious approved) vs median time to activation and vs
   P(activated by the deadline), with CIs, the SLO lines and the recommendation.
 
@@ -29,25 +32,30 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from reports.estimates import estimate, follow_up
 from reports.figures import BLUE, GREY, RED, new_figure, time_unit
-from reports.intervals import bootstrap, t_interval, wilson
-from reports.report import format_value
+from reports.measures import BY_NAME, Measure
+from reports.report import format_estimate, format_value
 
-SWEEP_METRICS: tuple[tuple[str, str, str], ...] = (
-    # (column, unit, method)
-    ("malicious_approved", "probability", "wilson"),
-    ("malicious_installed_fraction", "fraction", "wilson"),
-    ("activated", "probability", "wilson"),
-    ("activated_on_time", "probability", "wilson"),
-    ("activation_median_s", "s", "bootstrap"),
-    ("time_to_activation_s", "s", "t"),
-    ("time_to_quorum_s", "s", "bootstrap"),
-    ("lagging_fraction", "fraction", "wilson"),
-    ("failed_startup_fraction", "fraction", "wilson"),
-    ("peak_down_fraction", "fraction", "wilson"),
+SWEEP_METRICS: tuple[str, ...] = (
+    "activated",
+    "malicious_approved",
+    "malicious_installed_fraction",
+    "activated_on_time",
+    "time_to_activation_s",
+    "time_to_quorum_s",
+    "lagging_fraction",
+    "failed_startup_fraction",
+    "peak_down_fraction",
+    "down_over_third",
 )
+"""The sweep's columns: measures of ``reports.measures`` (each with its one interval
+method, as in every report) plus ``activated_on_time`` (an event: activated within the
+deadline of the build, Wilson interval)."""
 PRECISION_METRICS = ("malicious_approved", "activated_on_time")
 """The metrics ``--target-ci-width`` makes precise (half-widths in probability units)."""
+ON_TIME = Measure("activated_on_time", "governance", "probability",
+                  "Activated within the deadline of the build.", "event", "lower")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,30 +67,22 @@ class Recommendation:
 
 
 def sweep_values(values: pd.DataFrame, deadline_s: float) -> pd.DataFrame:
-    """Add the sweep's derived columns to one point's per-replication values."""
+    """Add the sweep's ``activated_on_time`` to one point's per-replication values."""
     out = values.copy()
     act = out["time_to_activation_s"].astype(float)
     activated = out["activated"].astype(float) > 0.5
     out["activated_on_time"] = (activated & (act <= deadline_s)).astype(float)
-    out["activation_median_s"] = act.where(activated, math.inf)
     return out
-
-
-def _metric(values: np.ndarray, method: str) -> tuple[float, float, float, int]:
-    x = np.asarray(values, dtype=float)
-    if method == "wilson":
-        x = x[np.isfinite(x)]
-        p, low, high = wilson(float(np.sum(x)), len(x))
-        return p, low, high, len(x)
-    if method == "bootstrap":
-        return bootstrap(x)
-    return t_interval(x)
 
 
 def sweep_table(
     points: Sequence[tuple[Mapping[str, str], pd.DataFrame, float]],
 ) -> pd.DataFrame:
-    """One row per point from ``(settings, per-replication values, deadline_s)``."""
+    """One row per point from ``(settings, per-replication values, deadline_s)``.
+
+    For each metric: ``<m>``, ``<m>_ci_low``, ``<m>_ci_high``, ``<m>_n`` and, for a
+    conditional one, ``<m>_given``; a censored time also has ``<m>_censored``.
+    """
     rows = []
     for settings, values, deadline in points:
         v = sweep_values(values, deadline)
@@ -90,12 +90,18 @@ def sweep_table(
         row["point"] = ", ".join(f"{k}={val}" for k, val in settings.items())
         row["replications"] = len(v)
         row["deadline_s"] = float(deadline)
-        for name, _, method in SWEEP_METRICS:
+        for name in SWEEP_METRICS:
             if name not in v.columns:
                 continue
-            est, low, high, n = _metric(v[name].to_numpy(), method)
+            measure = ON_TIME if name == ON_TIME.name else BY_NAME[name]
+            est, low, high, n, censored = estimate(measure, v)
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = est, low, high
             row[f"{name}_n"] = n
+            if measure.given:
+                row[f"{name}_given"] = measure.given
+            if measure.method == "km":
+                row[f"{name}_censored"] = censored
+                row[f"{name}_follow_up"] = follow_up(measure, v)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -125,7 +131,7 @@ def recommend(
                               "no recommendation.", tuple(False for _ in range(len(table))))
     forgery_ok = (table["malicious_approved_ci_high"] <= max_forgery_prob
                   if max_forgery_prob is not None else pd.Series(True, index=table.index))
-    speed_ok = (table["activation_median_s"] <= max_activation_s
+    speed_ok = (table["time_to_activation_s"] <= max_activation_s
                 if max_activation_s is not None else pd.Series(True, index=table.index))
     feasible = forgery_ok & speed_ok
     slo = _slo_text(max_forgery_prob, max_activation_s)
@@ -133,17 +139,24 @@ def recommend(
         return Recommendation(None, _none_sentence(table, forgery_ok, speed_ok, slo),
                               tuple(bool(f) for f in feasible))
     candidates = table[feasible].assign(_order=np.arange(len(table))[feasible.to_numpy()])
-    best = candidates.sort_values(["activation_median_s", "malicious_approved_ci_high",
+    best = candidates.sort_values(["time_to_activation_s", "malicious_approved_ci_high",
                                    "_order"], kind="stable").iloc[0]
     n_feasible = int(feasible.sum())
     sentence = (
         f"Recommended: {best['point']} - the fastest median activation "
-        f"({format_value(best['activation_median_s'], 's')}) among the {n_feasible} of "
+        f"({_activation(best)}) among the {n_feasible} of "
         f"{len(table)} settings meeting {slo} (its P(malicious approved) is "
         f"{_pct(best['malicious_approved'])}, 95% CI [{_pct(best['malicious_approved_ci_low'])}, "
         f"{_pct(best['malicious_approved_ci_high'])}], n={int(best['replications'])})."
     )
     return Recommendation(str(best["point"]), sentence, tuple(bool(f) for f in feasible))
+
+
+def _activation(row: Mapping[str, object]) -> str:
+    """The median activation of a sweep row; "> follow-up" when not reached."""
+    follow = row.get("time_to_activation_s_follow_up", math.nan)
+    return format_estimate(float(row["time_to_activation_s"]), "s",  # type: ignore[arg-type]
+                           float(follow))  # type: ignore[arg-type]
 
 
 def _pct(value: float) -> str:
@@ -163,18 +176,18 @@ def _none_sentence(table: pd.DataFrame, forgery_ok: pd.Series, speed_ok: pd.Seri
                    slo: str) -> str:
     if forgery_ok.any() and speed_ok.any():
         safe = table[forgery_ok]
-        fastest = safe.sort_values("activation_median_s", kind="stable").iloc[0]
+        fastest = safe.sort_values("time_to_activation_s", kind="stable").iloc[0]
         why = (f"the safe settings activate too slowly (fastest safe: {fastest['point']}, "
-               f"median {format_value(fastest['activation_median_s'], 's')}) and the fast "
+               f"median {_activation(fastest)}) and the fast "
                "ones are not safe enough")
     elif not forgery_ok.any():
         best = table.sort_values("malicious_approved_ci_high", kind="stable").iloc[0]
         why = (f"no setting is safe enough (lowest upper bound: {best['point']}, "
                f"{_pct(best['malicious_approved_ci_high'])}; more replications narrow it)")
     else:
-        best = table.sort_values("activation_median_s", kind="stable").iloc[0]
+        best = table.sort_values("time_to_activation_s", kind="stable").iloc[0]
         why = (f"no setting activates fast enough (fastest: {best['point']}, median "
-               f"{format_value(best['activation_median_s'], 's')})")
+               f"{_activation(best)})")
     return f"No setting meets {slo}: {why}."
 
 
@@ -188,9 +201,9 @@ def frontier_figure(
 ) -> tuple[Figure, list[Axes]]:
     """Safety vs liveness: P(malicious approved) against activation time and on-time P."""
     fig, (ax1, ax2) = new_figure(12.0, 5.0, ncols=2)
-    act = table["activation_median_s"].to_numpy(dtype=float)
+    act = table["time_to_activation_s"].to_numpy(dtype=float)
     finite = act[np.isfinite(act)]
-    hi_ci = table["activation_median_s_ci_high"].to_numpy(dtype=float)
+    hi_ci = table["time_to_activation_s_ci_high"].to_numpy(dtype=float)
     span = np.concatenate([finite, hi_ci[np.isfinite(hi_ci)]])
     if max_activation_s is not None:
         span = np.append(span, max_activation_s)
@@ -210,8 +223,8 @@ def frontier_figure(
         rec = recommended is not None and row.point == recommended
         color = RED if rec else BLUE
         x = act[i] / div
-        xl = table["activation_median_s_ci_low"].iloc[i] / div
-        xh = table["activation_median_s_ci_high"].iloc[i] / div
+        xl = table["time_to_activation_s_ci_low"].iloc[i] / div
+        xh = table["time_to_activation_s_ci_high"].iloc[i] / div
         if math.isfinite(x):
             xerr = err(x, xl, xh) if math.isfinite(xl) and math.isfinite(xh) else None
             ax1.errorbar(x, y[i], xerr=xerr, yerr=err(y[i], ylo[i], yhi[i]),
@@ -220,7 +233,7 @@ def frontier_figure(
                          textcoords="offset points", fontsize=9, color=color,
                          arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
         else:
-            ax1.annotate(f"{label}: never activates (median)", (0.02, y[i]),
+            ax1.annotate(f"{label}: median activation not reached", (0.02, y[i]),
                          xycoords=("axes fraction", "data"), fontsize=8.5, color=GREY)
         ax2.errorbar(on[i], y[i], xerr=err(on[i], onlo[i], onhi[i]),
                      yerr=err(y[i], ylo[i], yhi[i]), fmt="o", color=color,
@@ -270,16 +283,18 @@ def sweep_markdown(table: pd.DataFrame, recommendation: Recommendation, title: s
     """``sweep.md``: the recommendation, the table and the frontier picture."""
     lines = [f"# Sweep: {title}", "", recommendation.sentence, "",
              "![frontier](frontier.png)", "",
-             "| setting | n | P(malicious approved) | P(activated on time) | median activation "
-             "| feasible |", "|---|---|---|---|---|---|"]
+             "| setting | n | P(activated) | P(malicious approved) | P(activated on time) "
+             "| median activation | feasible |", "|---|---|---|---|---|---|---|"]
     for i, row in enumerate(table.itertuples(index=False)):
         feasible = recommendation.feasible[i] if recommendation.feasible else False
         lines.append(
-            f"| {row.point} | {row.replications} | {_pct(row.malicious_approved)} "
+            f"| {row.point} | {row.replications} | {_pct(row.activated)} "
+            f"[{_pct(row.activated_ci_low)}, {_pct(row.activated_ci_high)}] "
+            f"| {_pct(row.malicious_approved)} "
             f"[{_pct(row.malicious_approved_ci_low)}, {_pct(row.malicious_approved_ci_high)}] "
             f"| {_pct(row.activated_on_time)} [{_pct(row.activated_on_time_ci_low)}, "
             f"{_pct(row.activated_on_time_ci_high)}] | "
-            f"{format_value(row.activation_median_s, 's')} | {'yes' if feasible else 'no'} |"
+            f"{_activation(row._asdict())} | {'yes' if feasible else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -5,7 +5,7 @@
     ...              set=["fleet.nodes=200"], executor="serial")  # doctest: +SKIP
     >>> result.summary[["replication", "seed", "lagging_fraction"]]  # doctest: +SKIP
     >>> from reports.blast_radius import blast_radius
-    >>> blast_radius(result.summary)  # mean and 95% CI of the main metrics  # doctest: +SKIP
+    >>> blast_radius(result.summary, result.nodes, result.events)  # doctest: +SKIP
 
 ``run`` resolves the scenario exactly as ``releasesim run`` does (a shipped name, a TOML
 path or a ``Scenario`` object, then ``key.path=value`` overrides), validates everything

@@ -2,7 +2,7 @@
 
     releasesim run [SCENARIO] [--replications N] [--seed S] [--workers W]
                    [--executor serial|process|dask] [--scheduler tcp://HOST:PORT]
-                   [--set key.path=value ...] [--out DIR] [--quiet] [--keep-store]
+                   [--set key.path=value ...] [--out DIR] [--quiet] [--keep-store] [--json]
     releasesim scenarios list
     releasesim scenarios schema
     releasesim scenarios show NAME [--format toml|json]
@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     run.add_argument("--keep-store", action="store_true",
                      help="export replication 0's governance store as governance.db")
+    run.add_argument("--json", action="store_true",
+                     help="print the blast-radius summary as JSON (headline, warnings, every "
+                          "measure with its interval and qualifier) instead of the table")
     run.set_defaults(func=cmd_run)
 
     scenarios = sub.add_parser("scenarios", help="list, show and validate scenarios")
@@ -91,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from reports.blast_radius import format_blast_radius
+    from reports.blast_radius import blast_radius, blast_radius_json, format_blast_radius
     from sim.api import resolve_scenario
     from sim.runner import check_out_dir, resolve_run_settings, run_label, run_scenario
 
@@ -119,7 +122,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except SCENARIO_ERRORS as exc:
         return fail(exc, EXIT_USAGE)  # exit 1 means an invariant was violated
-    print(format_blast_radius(result.summary, result.manifest, result.invariant_violations))
+    table = blast_radius(result.summary, result.nodes, result.events)
+    reps = len(result.summary)
+    if args.json:
+        facts = {**result.manifest, "run_dir": str(result.out_dir) if result.out_dir else None}
+        doc = blast_radius_json(table, facts, result.invariant_violations, reps)
+        print(json.dumps(doc, indent=2, allow_nan=False))
+    else:
+        print(format_blast_radius(table, result.manifest, result.invariant_violations, reps))
     if result.out_dir is not None:
         from reports.report import ReportError, write_report
 

@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from reports.estimates import measure_table
 from reports.intervals import bootstrap, t975, t_interval, wilson
 from reports.measures import (
     BEGIN_MARK,
     END_MARK,
     MEASURES,
+    METHODS,
     activation_times,
-    measure_table,
     measures_markdown,
     per_replication,
 )
@@ -89,7 +90,7 @@ def test_measure_docs_are_in_sync() -> None:
     generated = text[text.index(BEGIN_MARK) + len(BEGIN_MARK):text.index(END_MARK)]
     assert generated.strip() == measures_markdown().strip(), "run: python -m reports.measures"
     assert len({m.name for m in MEASURES}) == len(MEASURES)
-    assert all(m.method in ("wilson", "bootstrap", "t") for m in MEASURES)
+    assert all(m.method in METHODS for m in MEASURES)
 
 
 def test_measures_agree_with_the_engine_summary(healthy) -> None:
@@ -150,7 +151,8 @@ def test_exposure_curve_ends_at_the_booted_fraction(healthy) -> None:
 def test_write_report_is_self_contained(run_dir: Path) -> None:
     paths = write_report(run_dir)
     names = {p.name for p in paths}
-    assert names == {name for _, name, _ in FIGURES} | {"report.html", "report.md"}
+    assert names == {name for _, name, _ in FIGURES} | {"report.html", "report.md",
+                                                        "report.json"}
     for _, name, _ in FIGURES:
         assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (run_dir / "report.html").read_text(encoding="utf-8")
@@ -163,6 +165,8 @@ def test_write_report_is_self_contained(run_dir: Path) -> None:
         assert (run_dir / link).is_file()
     for m in MEASURES:
         assert f"| {m.name} |" in md, m.name
+    assert md.index("## Headline") < md.index("## Exposure over time")
+    assert "| activated | probability | share" in md
     assert not list(run_dir.glob(".*tmp*"))
 
 

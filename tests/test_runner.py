@@ -197,7 +197,8 @@ def test_invariant_violation_is_loud(scenario: Any) -> None:
     result = run_scenario(scenario, replications=2, executor="serial", progress=False,
                           write=False, replication_fn=violating)
     assert not result.ok and result.invariant_violations == {"unapproved_boots": 1}
-    text = format_blast_radius(result.summary, result.manifest, result.invariant_violations)
+    table = blast_radius(result.summary, result.nodes, result.events)
+    text = format_blast_radius(table, result.manifest, result.invariant_violations, 2)
     assert "INVARIANT VIOLATED" in text and "unapproved_boots: non-zero in 1 of 2" in text
 
 
@@ -213,8 +214,10 @@ def test_api_run_returns_tables_and_writes_nothing(
     assert result.out_dir is None and list(tmp_path.iterdir()) == []
     assert len(result.summary) == 2 and len(result.nodes) == 2 * NODES
     assert result.manifest["overrides"] == [f"fleet.nodes={NODES}"]
-    table = blast_radius(result.summary)
-    assert {"metric", "n", "mean", "ci_low", "ci_high", "method"} <= set(table.columns)
+    table = blast_radius(result.summary, result.nodes, result.events)
+    assert {"measure", "n", "N", "value", "ci_low", "ci_high", "method", "given"} <= set(
+        table.columns)
+    assert table["measure"].iloc[0] == "activated"  # the headline opens every summary
 
 
 def test_api_rejects_bad_settings() -> None:
@@ -278,22 +281,6 @@ def test_t_interval_excludes_nan() -> None:
     mean, low, high, n = t_interval(np.array([1.0, 2.0, 3.0, math.nan]))
     assert n == 3 and mean == 2.0
     assert (low, high) == pytest.approx((2.0 - 2.4841377, 2.0 + 2.4841377), abs=1e-3)
-
-
-def test_blast_radius_methods_and_counts() -> None:
-    summary = pd.DataFrame({
-        "time_to_quorum_s": [10.0, math.nan, 30.0],
-        "halted": [True, False, False],
-        "lagging_fraction": [0.0, 0.0, 0.0],
-    })
-    table = blast_radius(summary).set_index("metric")
-    assert table.loc["time_to_quorum_s", "n"] == 2
-    assert table.loc["time_to_quorum_s", "method"] == "t"
-    assert table.loc["halted", "method"] == "wilson"
-    assert table.loc["halted", "mean"] == pytest.approx(1 / 3)
-    assert (table.loc["lagging_fraction", "ci_low"], table.loc["lagging_fraction", "ci_high"]) == (
-        0.0, 0.0
-    )
 
 
 @pytest.fixture(autouse=True)
