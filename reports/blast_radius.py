@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from reports.estimates import conditional_warnings, count_label, measure_table, table_records
+from reports.formatting import format_estimate
 from reports.measures import HEADLINE, per_replication
-from reports.report import format_estimate
 
 MAIN_METRICS: tuple[str, ...] = (
     *HEADLINE,

@@ -5,7 +5,7 @@ pyplot, nothing shown or saved here; Agg is selected as matplotlib's backend unl
 was imported first, e.g. by a notebook's inline backend): the caller saves them
 (``fig.savefig(path)``) or displays them in a notebook (``IPython.display.display(fig)``).
 Every figure states the number of replications behind it and draws 95% confidence
-intervals (Wilson, bootstrap or t, as ``reports.measures`` defines for each measure).
+intervals (each measure's one method, ``reports.measures.METHODS``).
 
 Must not import ``sim`` or ``model``.
 """
@@ -28,8 +28,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from reports.formatting import format_estimate, time_unit  # noqa: E402
 from reports.intervals import wilson  # noqa: E402
-from reports.measures import BY_NAME, ONE_THIRD  # noqa: E402
+from reports.measures import BY_NAME, CENSORED_SUFFIX, ONE_THIRD  # noqa: E402
 from reports.series import Band  # noqa: E402
 
 DPI = 110
@@ -74,15 +75,6 @@ def new_figure(width: float = 9.0, height: float = 4.5, ncols: int = 1) -> tuple
     return fig, axes
 
 
-def time_unit(max_s: float) -> tuple[float, str]:
-    """``(divisor, unit)`` that keeps a time axis readable: s, min or h."""
-    if not math.isfinite(max_s) or max_s < 300:
-        return 1.0, "s"
-    if max_s < 3 * 3600:
-        return 60.0, "min"
-    return 3600.0, "h"
-
-
 def _fmt(value: float, unit: str) -> str:
     if value is None or not math.isfinite(value):
         return "-"
@@ -95,6 +87,9 @@ def _fmt(value: float, unit: str) -> str:
 
 def _n_label(row: pd.Series) -> str:
     n, total = int(row["n"]), int(row["N"])
+    given = row.get("given", "") if hasattr(row, "get") else ""
+    if given:
+        return f"n={n}/{total} given {given}"
     return f"n={n}" if n == total else f"n={n}/{total}"
 
 
@@ -197,15 +192,23 @@ def affected_figure(table: pd.DataFrame) -> tuple[Figure, list[Axes]]:
 
 
 def timing_figure(table: pd.DataFrame, values: pd.DataFrame) -> tuple[Figure, list[Axes]]:
-    """Medians of the times with bootstrap 95% CIs, over per-replication points."""
+    """The times: Kaplan-Meier medians (censored) or medians given the event, 95% CIs.
+
+    Grey dots: one replication's observed time; hollow triangles: a replication censored
+    by the horizon at that time; an estimate or bound not reached within the follow-up is
+    drawn as an arrow to the right edge and labelled "> follow-up".
+    """
     names = [m for m in ("time_to_quorum_s", "time_to_activation_s", "adoption_p50_s",
                          "adoption_p90_s", "adoption_p99_s", "halt_time_s", "time_to_recover_s")
              if m in values.columns]
-    fig, (ax,) = new_figure(9.0, 0.6 * len(names) + 1.8)
+    fig, (ax,) = new_figure(9.5, 0.6 * len(names) + 1.9)
     rows = table.set_index("measure")
-    finite = values[names].to_numpy(dtype=float)
-    finite = finite[np.isfinite(finite)]
+    seen = values[names].to_numpy(dtype=float)
+    censored_columns = [n + CENSORED_SUFFIX for n in names if n + CENSORED_SUFFIX in values]
+    cut = values[censored_columns].to_numpy(dtype=float) if censored_columns else np.array([])
+    finite = np.concatenate([seen[np.isfinite(seen)], cut[np.isfinite(cut)]])
     div, unit = time_unit(float(finite.max()) if len(finite) else 0.0)
+    edge = (float(finite.max()) / div * 1.08) if len(finite) else 1.0
     ys = np.arange(len(names))[::-1]
     rng = np.random.Generator(np.random.PCG64(0))
     positive = finite[finite > 0]
@@ -218,16 +221,28 @@ def timing_figure(table: pd.DataFrame, values: pd.DataFrame) -> tuple[Figure, li
         if len(x):
             ax.scatter(x, y + rng.uniform(-0.18, 0.18, len(x)), s=9, color=GREY, alpha=0.5,
                        zorder=1)
+        if name + CENSORED_SUFFIX in values:
+            c = values[name + CENSORED_SUFFIX].to_numpy(dtype=float)
+            c = c[np.isfinite(c)] / div
+            if len(c):
+                ax.scatter(c, y + rng.uniform(-0.18, 0.18, len(c)), s=16, marker=">",
+                           facecolors="none", edgecolors=GREY, alpha=0.7, zorder=1)
         est, low, high = (float(row[k]) / div for k in ("value", "ci_low", "ci_high"))
         label = _n_label(row)
-        if math.isfinite(est):
+        follow = float(row["follow_up"]) if "follow_up" in row else math.nan
+        shown = [format_estimate(v * div, "s", follow) for v in (est, low, high)]
+        if math.isinf(est):
+            ax.annotate("", xy=(edge, y), xytext=(edge * 0.93, y),
+                        arrowprops={"arrowstyle": "->", "color": BLUE, "lw": 2})
+            texts.append(f"{shown[0]} [{shown[1]}, {shown[2]}]  {label}")
+        elif math.isfinite(est):
+            high_drawn = edge if math.isinf(high) else high
             if math.isfinite(low):
-                ax.errorbar(est, y, xerr=[[est - low], [high - est]], fmt="o", color=BLUE,
-                            ecolor="black", capsize=4, ms=7, zorder=3)
+                ax.errorbar(est, y, xerr=[[est - low], [high_drawn - est]], fmt="o",
+                            color=BLUE, ecolor="black", capsize=4, ms=7, zorder=3)
             else:
                 ax.plot(est, y, "o", color=BLUE, ms=7, zorder=3)
-            texts.append(f"{_fmt(est, unit)} [{_fmt(low, unit)}, {_fmt(high, unit)}] {unit}"
-                         f"  {label}")
+            texts.append(f"{shown[0]} [{shown[1]}, {shown[2]}]  {label}")
         else:
             texts.append(f"never happened ({label})")
     if log:
@@ -235,12 +250,12 @@ def timing_figure(table: pd.DataFrame, values: pd.DataFrame) -> tuple[Figure, li
     ax.set_yticks(ys, [LABELS.get(n, n) for n in names], fontsize=9.5)
     ax.set_ylim(-0.6, len(names) - 0.4)
     _right_labels(ax, ys, texts)
-    ax.set_xlabel(f"time [{unit}]{' (log scale)' if log else ''}: median, bootstrap 95% CI; "
-                  "grey = one replication")
+    ax.set_xlabel(f"time [{unit}]{' (log scale)' if log else ''}: median, 95% CI; grey dot = "
+                  "one replication, hollow > = censored by the horizon")
     ax.grid(axis="x", alpha=0.3, which="both")
     total = len(values)
-    ax.set_title(f"Timing ({total} replications; n = replications where it happened)",
-                 fontsize=10.5)
+    ax.set_title(f"Timing ({total} replications; Kaplan-Meier medians where the horizon can "
+                 "cut a time off)", fontsize=10.5)
     return fig, [ax]
 
 

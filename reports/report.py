@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from reports import figures
 from reports.estimates import conditional_warnings, count_label, measure_table, table_records
+from reports.formatting import format_estimate, format_value
 from reports.measures import HEADLINE, INVARIANTS, SECTIONS, per_replication
 from reports.series import down_curves, exposure_curves
 
@@ -188,31 +189,6 @@ def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, lis
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def format_value(value: float, unit: str) -> str:
-    """A value for the report tables: percentages, times with a readable unit, counts."""
-    if value is None or math.isnan(float(value)):
-        return "-"
-    value = float(value)
-    if math.isinf(value):
-        return "never" if value > 0 else "-inf"
-    if unit in ("fraction", "probability"):
-        percent = 100 * value
-        return f"{percent:.2g}%" if 0 < abs(percent) < 0.1 else f"{percent:.1f}%"
-    if unit == "s":
-        div, label = figures.time_unit(abs(value))
-        return f"{value:,.0f} s" if label == "s" else f"{value / div:,.1f} {label}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
-def format_estimate(value: float, unit: str, follow_up: float = math.nan) -> str:
-    """Like ``format_value``, but an unreached censored quantile reads "> follow-up"."""
-    if isinstance(value, float) and math.isinf(value) and value > 0 and unit == "s":
-        return f"> {format_value(follow_up, unit)}" if math.isfinite(follow_up) else "never"
-    return format_value(value, unit)
 
 
 def display_row(row: Any) -> list[str]:

@@ -34,8 +34,8 @@ from matplotlib.figure import Figure
 
 from reports.estimates import estimate, follow_up
 from reports.figures import BLUE, GREY, RED, new_figure, time_unit
+from reports.formatting import format_estimate, format_value
 from reports.measures import BY_NAME, Measure
-from reports.report import format_estimate, format_value
 
 SWEEP_METRICS: tuple[str, ...] = (
     "activated",
