@@ -3,13 +3,23 @@
 Nodes are kept small (parallel numpy arrays plus one ``MemorySlot`` per node that holds
 references to shared ``bytes``, made at the node's first update: until then the node runs
 the shared previous build; no per-node dicts or history). A node's update is one
-SimPy process, started by the rollout dispatcher when the node has learned of the
-activation and its wave is released:
+SimPy process, started by the rollout dispatcher at the node's first poll after its
+wave was released (``sim.rollout``):
 
-1. download with ``fleet.fetch_timeout_s``, up to ``1 + fleet.max_retries`` attempts,
-   backoff ``backoff_base_s * backoff_factor**k`` between them and failover to the next
-   mirror (round-robin from a random start mirror per node); the download timing is
-   simulated around the real ``model.update.fetch_release`` call (``sim.mirrors``);
+1. download in rounds of up to ``1 + fleet.max_retries`` attempts, backoff
+   ``backoff_base_s * backoff_factor**(j - 1)`` after the ``j``-th failed attempt of a
+   round (not after its last) and failover to the next mirror after every failed attempt
+   (round-robin from a random start mirror per node). ``fleet.fetch_timeout_s`` runs
+   from the moment an attempt asks its mirror for a download slot: a request still
+   queued at the timeout leaves the queue and fails then. A node that used up a round
+   waits, busy, for its next poll (``phase + k * fleet.poll_interval_s``, strictly
+   after) and starts a new round (backoff restarting, mirror rotation carrying on): it
+   never gives up while the replication runs. With ``poll_interval_s = 0`` the new round
+   starts at once, except after a round in which no simulated time passed: the node
+   then stops (event ``fetch_stalled``), so one instant cannot repeat forever. Rounds
+   are counted per node (``fetch_rounds``), nodes that used up one in
+   ``gave_up_nodes``. The download timing is simulated around the real
+   ``model.update.fetch_release`` call (``sim.mirrors``);
 2. verification takes ``artifact_size_mb / hash_speed_mbps`` simulated seconds (the
    node's hash speed in MB/s), then the real ``fetch_release`` checks the digest and the
    attestation quorum recorded with the approved release (its signer set and threshold);
@@ -22,10 +32,15 @@ activation and its wave is released:
    a release it rolled back from.
 
 If a newer rollout reaches a node that is still updating, the node takes it up right
-after. The per-node outcome row is built once, at the end (``node_rows``). Every
-successful boot is checked against the store (invariant ``unapproved_boots``).
+after; a node waiting for its next poll to retry takes it up at that poll instead of a
+new round (a node's polls and a rollout's start share one grid, so the node's wake-up
+is ordered after every ordinary event of its instant: ``NextPoll``).
 
-Imports ``simpy``, ``numpy``, ``model`` and ``sim.distributions``; must not import ``reports``.
+The per-node outcome row is built once, at the end (``node_rows``). Every successful
+boot is checked against the store (invariant ``unapproved_boots``).
+
+Imports ``simpy``, ``numpy``, ``model``, ``sim.distributions`` and ``sim.mirrors``; must not
+import ``reports``.
 """
 
 from __future__ import annotations
@@ -37,12 +52,14 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from simpy.events import Event, Process, Timeout
+from simpy.core import Environment
+from simpy.events import Event, EventPriority, Process, Timeout
 
 from model.errors import DigestMismatch, ReleaseError, SourceError
 from model.slot import MemoryAuditLog, MemorySlot
 from model.store import ApprovedRelease, GovernanceStore
 from model.update import boot_check, fetch_release, install_release
+from sim.mirrors import withdraw_request
 
 if TYPE_CHECKING:
     from sim.rollout import Rollout
@@ -50,6 +67,24 @@ if TYPE_CHECKING:
 
 NAN = math.nan
 MAX_BYTES = 1 << 20
+AFTER_NORMAL = EventPriority(2)
+"""Below simpy's ``NORMAL`` (1): processed after every ordinary event of its instant."""
+
+
+class NextPoll(Timeout):
+    """A ``Timeout`` processed after every ordinary event at its time (``AFTER_NORMAL``):
+    a node waking for a new fetch round first sees every rollout that reached it at that
+    very poll (the dispatcher starts node updates with ordinary timeouts on the same
+    poll grid), whatever the order the events were scheduled in."""
+
+    def __init__(self, env: Environment, delay: float) -> None:
+        # Timeout.__init__ inlined with another priority (as simpy itself inlines it)
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._delay = delay
+        self._ok = True
+        env.schedule(self, AFTER_NORMAL, delay)
 
 
 class SimReleaseStore:
@@ -110,6 +145,7 @@ class Fleet:
         # per-node counters bumped in the node process: ``array`` items are cheaper to
         # update one at a time than numpy scalars (same int32 values, same .tolist())
         self.fetch_attempts = array("i", bytes(4 * n))
+        self.fetch_rounds = array("i", bytes(4 * n))
         self.fetch_failures = array("i", bytes(4 * n))
         self.corrupt = array("i", bytes(4 * n))
         self.failed_startup = np.zeros(n, dtype=np.bool_)
@@ -122,9 +158,10 @@ class Fleet:
         self.audit = MemoryAuditLog()
         self.down_starts = array("d")
         self.down_ends = array("d")
-        self.gave_up_nodes: set[int] = set()  # membership and size only, never iterated
+        # nodes that used up a round of attempts at least once: membership and size only
+        self.gave_up_nodes: set[int] = set()
         self.release_fetch_attempts = 0  # attempts at the release ("new") build only
-        self.release_fetch_nodes = 0  # nodes that finished fetching (or gave up on) it
+        self.release_fetch_nodes = 0  # nodes that started fetching it
         self.down_since: dict[int, float] = {}  # node -> start of its open down interval
         self.installs_ok = 0
         self.release_store = SimReleaseStore(world.store)
@@ -169,14 +206,29 @@ class Fleet:
         slot = self.slots[node]
         return self.previous_bytes if slot is None else slot.current()
 
-    def learn_times(self, activation_s: float) -> np.ndarray:
-        """Each node's first poll strictly after ``activation_s``."""
+    def learn_times(self, activation_s: float, nodes: np.ndarray | None = None) -> np.ndarray:
+        """Each node's (or each of ``nodes``') first poll strictly after ``activation_s``.
+
+        Poll ``k`` of node ``i`` is at ``phase_i + k * poll_interval_s`` (``k >= 0``);
+        with ``poll_interval_s = 0`` a node learns at once (at ``activation_s``).
+        """
+        phase = self.phase if nodes is None else self.phase[nodes]
         interval = self.poll_interval_s
         if interval <= 0:
-            return np.full(self.n, float(activation_s))
-        k = np.floor((activation_s - self.phase) / interval) + 1.0
+            return np.full(len(phase), float(activation_s))
+        k = np.floor((activation_s - phase) / interval) + 1.0
         k = np.maximum(k, 0.0)
-        return self.phase + k * interval
+        return phase + k * interval
+
+    def next_poll(self, node: int, now: float) -> float:
+        """``node``'s first poll strictly after ``now`` (``now`` itself when polling is 0)."""
+        interval = self.poll_interval_s
+        if interval <= 0:
+            return now
+        phase = float(self.phase[node])
+        k = max(math.floor((now - phase) / interval) + 1.0, 0.0)
+        poll = phase + k * interval
+        return poll if poll > now else poll + interval  # guard a rounding of (now - phase)
 
     def begin(self, node: int, rollout: Rollout) -> None:
         """The rollout dispatcher says ``node`` may update now."""
@@ -192,7 +244,10 @@ class Fleet:
         Process(world.env, self._update(node, rollout))
 
     def _wants(self, node: int, rollout: Rollout) -> bool:
-        """False when the node already runs the build, or rolled back from the release."""
+        """False when the node already runs the build, rolled back from the release, or
+        polls after the rollout halted (it learns of the halt at that poll)."""
+        if rollout.halted:
+            return False
         current = self.current(node)
         if current is not None and current is self.world.mirrors.artifact(rollout.build_hash):
             return False
@@ -209,9 +264,9 @@ class Fleet:
 
     # -- the node process --------------------------------------------------------------
     # The hot path of a replication: one resume per download attempt, backoff and
-    # restart. Constants of the scenario are read once (``__init__``), the mirror's
-    # download slot is taken and freed inline (``SimMirror.acquire``/``release``
-    # semantics, without two calls per attempt) and timeouts are built directly (counted
+    # restart (and per queued slot request and new round, which are rarer). Constants of
+    # the scenario are read once (``__init__``), the mirror's download slot is taken and
+    # freed inline (no method calls per attempt) and timeouts are built directly (counted
     # on the World like ``World.timeout`` does).
     def _update(self, node: int, rollout: Rollout) -> Generator[Any, Any, None]:
         world = self.world
@@ -230,44 +285,56 @@ class Fleet:
         fetch_failures = self.fetch_failures
         approved = rollout.approved
         m = int(self.start_mirror[node])
-        attempts = 0
+        attempts = 0  # in this round
+        fetch_attempts = self.fetch_attempts
+        self.fetch_rounds[node] += 1
+        round_start = env.now
         downloaded = None
         if is_new and math.isnan(self.first_fetch_s[node]):
             self.first_fetch_s[node] = env.now
+            self.release_fetch_nodes += 1
         while True:
             attempts += 1
+            fetch_attempts[node] += 1
+            if is_new:
+                self.release_fetch_attempts += 1
             mirror = mirrors[m]
             # the mirror's download slots: a FIFO counting semaphore (simpy.Resource
-            # semantics); a free slot costs no event
+            # semantics) whose waiters give up at the fetch timeout; a free slot costs no
+            # event, a queued request one event and one timeout
+            budget = fetch_timeout  # what is left of the fetch timeout once served
+            granted = True
             if mirror.in_use < mirror.capacity:
                 mirror.in_use += 1
             else:
+                asked = env.now
                 wait_slot = Event(env)
                 mirror.waiting.append(wait_slot)
-                yield wait_slot
-            t0 = env.now
-            lat = 0.0 if latency_sample is None else latency_sample()
-            transfer = megabits / bandwidth_sample()
+                world.n_timeouts += 1
+                Timeout(env, fetch_timeout, wait_slot).callbacks.append(withdraw_request)
+                granted = yield wait_slot
+                budget = fetch_timeout - (env.now - asked)
             ok = False
-            if t0 < mirror.down_until:
-                # refused once the request reaches the mirror, but never later than the
-                # node's own fetch timeout
-                wait = fetch_timeout if fetch_timeout < lat else lat  # min(lat, timeout)
+            if granted:
+                t0 = env.now
+                lat = 0.0 if latency_sample is None else latency_sample()
+                transfer = megabits / bandwidth_sample()
+                up = t0 >= mirror.down_until  # a down mirror refuses once the request is there
+                need = lat + transfer if up else lat
+                wait = need if need < budget else budget  # never past the fetch timeout
                 if wait > 0:
                     world.n_timeouts += 1
                     yield Timeout(env, wait)
-            elif lat + transfer > fetch_timeout:
-                world.n_timeouts += 1
-                yield Timeout(env, fetch_timeout)
-            else:
-                if lat + transfer > 0:
-                    world.n_timeouts += 1
-                    yield Timeout(env, lat + transfer)
-                ok = not mirror.outage_between(t0, env.now)
-            if mirror.waiting:  # hand the slot straight to the first waiter
-                mirror.waiting.popleft().succeed()
-            else:
-                mirror.in_use -= 1
+                ok = up and need <= budget and not mirror.outage_between(t0, env.now)
+                # free the slot: hand it to the first request still queued
+                waiting = mirror.waiting
+                while waiting:
+                    request = waiting.popleft()
+                    if not request.triggered:  # not withdrawn at its timeout
+                        request.succeed(True)
+                        break
+                else:
+                    mirror.in_use -= 1
             if ok:
                 hash_s = self.artifact_size_mb / float(self.hash_speed[node])
                 if hash_s > 0:
@@ -290,23 +357,29 @@ class Fleet:
             if downloaded is not None:
                 break
             fetch_failures[node] += 1
-            if attempts > max_retries:
-                self.gave_up_nodes.add(node)
-                self.fetch_attempts[node] += attempts
-                if is_new:
-                    self.release_fetch_attempts += attempts
-                    self.release_fetch_nodes += 1
+            m = (m + 1) % n_mirrors
+            if attempts <= max_retries:
+                backoff = self.backoff_base_s * self.backoff_factor ** (attempts - 1)
+                if backoff > 0:
+                    world.n_timeouts += 1
+                    yield Timeout(env, backoff)
+                continue
+            # the round is used up: a new round at the node's next poll
+            self.gave_up_nodes.add(node)
+            if node not in self.pending:
+                now = env.now
+                if now == round_start and self.poll_interval_s <= 0:
+                    world.recorder.event(now, "fetch_stalled", build_hash, node)
+                    self._finish(node)
+                    return
+                world.n_timeouts += 1
+                yield NextPoll(env, self.next_poll(node, now) - now)
+            if node in self.pending or rollout.halted:  # a newer rollout, or the halt
                 self._finish(node)
                 return
-            backoff = self.backoff_base_s * self.backoff_factor ** (attempts - 1)
-            if backoff > 0:
-                world.n_timeouts += 1
-                yield Timeout(env, backoff)
-            m = (m + 1) % n_mirrors
-        self.fetch_attempts[node] += attempts
-        if is_new:
-            self.release_fetch_attempts += attempts
-            self.release_fetch_nodes += 1
+            self.fetch_rounds[node] += 1
+            round_start = env.now
+            attempts = 0
 
         node_id = f"node-{node}"
         try:
@@ -377,14 +450,18 @@ class Fleet:
 
         Checked against the real store's approved releases at the end: approvals are
         append-only (nothing revokes one), so a build was approved at time ``t`` exactly
-        when it is approved now with its activation epoch starting at or before ``t``.
+        when it is approved now and its tally had run by ``t``. A simulated tally closes
+        the activation epoch, at its end (``(activated_epoch + 1) * epoch_s``,
+        ``sim.validators``); the previous build was approved at setup, time 0.
         """
         if not self.boot_times:
             return 0
         epoch_s = self.world.epoch_s
         activated = {
-            a.build_hash: a.activated_epoch * epoch_s for a in self.world.store.approved_releases()
+            a.build_hash: (a.activated_epoch + 1) * epoch_s
+            for a in self.world.store.approved_releases()
         }
+        activated[self.world.previous_hash] = 0.0
         since = np.full(len(self.hash_codes), np.inf)
         for build_hash, code in self.hash_codes.items():
             if build_hash in activated:
@@ -431,6 +508,7 @@ class Fleet:
             self.learned_s.tolist(),
             self.first_fetch_s.tolist(),
             self.fetch_attempts.tolist(),
+            self.fetch_rounds.tolist(),
             self.fetch_failures.tolist(),
             self.corrupt.tolist(),
             self.installed_s.tolist(),

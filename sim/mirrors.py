@@ -4,24 +4,40 @@
 published bytes instantly, or, with probability ``mirrors.corruption_prob``, a copy with
 one real flipped byte, which the real BLAKE3 check in ``fetch_release`` then catches.
 The *timing* lives in SimPy around that call (in ``sim.fleet``): ``capacity``
-concurrent downloads per mirror (a FIFO counting semaphore), a latency draw, a
+concurrent downloads per mirror (a FIFO counting semaphore whose queued requests
+leave the queue, failed, at the node's fetch timeout), a latency draw, a
 transfer time of ``artifact_size_mb * 8 / bandwidth_mbps`` seconds (bandwidth drawn per
 download), outages (a Poisson process of ``outage_rate_per_h`` per mirror with durations
 from ``outage_duration``; with probability ``correlated_outage_prob`` an outage hits
-every mirror at once). The outage process starts in its stationary state: the outages
-that began in the ``horizon_s`` before time 0 are drawn at setup (not counted in
-``mirror_outages``), so a mirror is already down at time 0 with the probability it has
-at any later time, instead of every mirror starting up. A download fails when its
+every mirror at once). The outage process starts in its stationary state, drawn exactly
+and independently of ``horizon_s`` (not counted in ``mirror_outages``): outage starts
+form a Poisson process of rate ``lam`` (all mirrors together) with i.i.d. durations of
+mean ``mu``, an M/G/infinity system, so the outages in progress at time 0 number
+Poisson(``lam * mu``), each with its own mirror(s) hit and an equilibrium residual
+duration ``U * L`` (``U`` uniform on (0, 1), ``L`` the length-biased duration, of density
+``x g(x) / mu``). ``L`` has a closed form for every distribution shipped: ``fixed``
+itself, ``exponential`` Gamma(2, mean), ``uniform`` ``sqrt(low^2 + V (high^2 - low^2))``,
+``lognormal`` the same sigma with median ``median * exp(sigma^2)``, ``pareto`` the same
+scale with shape ``shape - 1``. A duration of infinite mean (``pareto`` with shape <= 1)
+has no stationary state; the outages that began in a fixed ``WARM_UP_WINDOW_S`` before
+time 0 are drawn instead. The warm-up draws from its own child stream of the mirrors'
+seed, so the outages after time 0 are the same draws whatever the start state, and no
+draw depends on the horizon: a replication that ends before two horizons is identical
+under both. So a mirror is already down at time 0 with the probability it has at any
+later time, instead of every mirror starting up. A download fails when its
 mirror is down when it starts (after the latency, or the fetch timeout if that is
 shorter), when an outage starts while it transfers (noticed at the end of the transfer),
-or when it would exceed ``fleet.fetch_timeout_s`` (after the timeout).
+or when it would not finish within ``fleet.fetch_timeout_s`` of asking for a slot (time
+queued for a slot counts; it fails at the timeout, queued or holding the slot).
 
-Imports ``simpy``, ``numpy``, ``model.errors``; must not import ``reports``.
+Imports ``simpy``, ``numpy``, ``model.errors`` and ``sim.distributions``; must not import
+``reports``.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -30,16 +46,47 @@ import numpy as np
 import simpy
 
 from model.errors import SourceError
+from sim.distributions import Distribution, Exponential, Fixed, LogNormal, Pareto, Uniform
 
 if TYPE_CHECKING:
     from sim.world import World
 
 OK, DOWN, TIMEOUT = 0, 1, 2
 
+WARM_UP_WINDOW_S = 7 * 86400.0
+"""Warm-up window for outage durations of infinite mean (no stationary state exists)."""
+
+
+def length_biased(dist: Distribution, rng: np.random.Generator, n: int) -> np.ndarray | None:
+    """``n`` draws of the length-biased ``dist`` (density ``x g(x) / mean``), or ``None``
+    when it has no closed form here or the mean is infinite."""
+    if isinstance(dist, Fixed):
+        return np.full(n, dist.value)
+    if isinstance(dist, Exponential):
+        return rng.gamma(2.0, dist.mean, n)
+    if isinstance(dist, Uniform):
+        low2, high2 = dist.low**2, dist.high**2
+        return np.sqrt(low2 + rng.random(n) * (high2 - low2))
+    if isinstance(dist, LogNormal):
+        return rng.lognormal(math.log(dist.median) + dist.sigma**2, dist.sigma, n)
+    if isinstance(dist, Pareto) and dist.shape > 1:
+        return dist.scale * (1.0 + rng.pareto(dist.shape - 1.0, n))
+    return None
+
+
+def equilibrium_residuals(
+    dist: Distribution, rng: np.random.Generator, n: int
+) -> np.ndarray | None:
+    """``n`` residual durations of the outages in progress at a fixed instant of the
+    stationary process: ``U * L``, ``L`` length-biased (``None`` as ``length_biased``)."""
+    lengths = length_biased(dist, rng, n)
+    return None if lengths is None else rng.random(n) * lengths
+
 
 class SimMirror:
     """One mirror: published artifacts, outage state and its download slots (``in_use``
-    of ``capacity``, FIFO ``waiting`` events; the fleet takes and frees them inline)."""
+    of ``capacity``, FIFO ``waiting`` events; the fleet takes and frees them inline, and
+    a freed slot skips the requests already withdrawn at their fetch timeout)."""
 
     __slots__ = (
         "index",
@@ -100,6 +147,18 @@ class SimMirror:
         )
 
 
+def withdraw_request(deadline: simpy.Event) -> None:
+    """Callback of a queued slot request's fetch timeout: the request leaves, failed.
+
+    ``deadline.value`` is the request's event in ``SimMirror.waiting``; a request the
+    mirror already granted is left alone. A withdrawn request stays in the FIFO and is
+    skipped when a slot is handed over (removing it from the middle would cost O(queue)).
+    """
+    request = deadline.value
+    if not request.triggered:
+        request.succeed(False)
+
+
 class Mirrors:
     """The mirror set, its outage process and the timed download around ``fetch``."""
 
@@ -109,7 +168,9 @@ class Mirrors:
         cfg = world.scenario.mirrors
         self.cfg = cfg
         count = int(cfg.count)
-        child_seeds = rng.bit_generator.seed_seq.spawn(count)  # type: ignore[attr-defined]
+        # one child per mirror (corruption draws), then one for the warm-up (time-0 state)
+        child_seeds = rng.bit_generator.seed_seq.spawn(count + 1)  # type: ignore[attr-defined]
+        self.warm_up_rng = np.random.Generator(np.random.PCG64(child_seeds[count]))
         self.mirrors = [
             SimMirror(
                 i, world.env, int(cfg.capacity), float(cfg.corruption_prob),
@@ -132,28 +193,39 @@ class Mirrors:
     def start(self) -> None:
         rate_per_s = float(self.cfg.outage_rate_per_h) / 3600.0 * len(self.mirrors)
         if rate_per_s > 0 and not self.outage_duration.is_zero:
-            self._warm_up(rate_per_s, float(self.world.horizon_s))
+            self._warm_up(rate_per_s)
             self.world.process(self._outages(rate_per_s))
 
-    def _draw_outage(self, start: float) -> tuple[list[SimMirror], float]:
-        """One outage beginning at ``start``: mark the mirrors it hits down until its end."""
-        rng = self.rng
+    def _hit(self, rng: np.random.Generator, end: float) -> list[SimMirror]:
+        """The mirror(s) one outage takes down, marked down until ``end``."""
         correlated = float(self.cfg.correlated_outage_prob)
-        duration = float(self.outage_duration.sample(rng))
         if correlated > 0 and rng.random() < correlated:
             hit = self.mirrors
         else:
             hit = [self.mirrors[int(rng.integers(len(self.mirrors)))]]
         for mirror in hit:
-            mirror.down_until = max(mirror.down_until, start + duration)
-        return hit, duration
+            mirror.down_until = max(mirror.down_until, end)
+        return hit
 
-    def _warm_up(self, rate_per_s: float, window_s: float) -> None:
-        """The same Poisson outage process on ``[-window_s, 0)``: who is down at time 0."""
-        rng = self.rng
-        count = int(rng.poisson(rate_per_s * window_s))
-        for start in np.sort(rng.uniform(-window_s, 0.0, count)).tolist():
-            self._draw_outage(start)
+    def _draw_outage(self, start: float) -> tuple[list[SimMirror], float]:
+        """One outage beginning at ``start``: mark the mirrors it hits down until its end."""
+        duration = float(self.outage_duration.sample(self.rng))
+        return self._hit(self.rng, start + duration), duration
+
+    def _warm_up(self, rate_per_s: float) -> None:
+        """The outages in progress at time 0 of the stationary process: who is down then."""
+        rng, dist = self.warm_up_rng, self.outage_duration
+        mean = float(dist.mean)
+        residuals = None
+        if math.isfinite(mean):
+            residuals = equilibrium_residuals(dist, rng, int(rng.poisson(rate_per_s * mean)))
+        if residuals is None:  # no stationary state: outages begun in a fixed window
+            window = WARM_UP_WINDOW_S
+            starts = rng.uniform(-window, 0.0, int(rng.poisson(rate_per_s * window)))
+            residuals = starts + dist.sample_many(rng, len(starts))
+        for end in residuals.tolist():
+            if end > 0:
+                self._hit(rng, end)
         for mirror in self.mirrors:
             if mirror.down_until > 0:
                 self.world.recorder.event(0.0, "outage_at_start", f"mirror {mirror.index}",

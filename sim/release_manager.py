@@ -2,10 +2,19 @@
 
 At ``release.build_at_s`` a build is produced as real bytes with a real BLAKE3 hash and
 published to the mirrors. Signers of the configured set that are online attest after a
-signing delay (``signers.signing_delay``); offline ones attest when they come back online
-(the pool's online listener); keys added by a rotation attest like the others. Once the
-valid attestations from the *current* configured set reach the *current* threshold, a
-validator submits, after ``governance.submit_delay``, through the real
+signing delay (``signers.signing_delay``, drawn once per signer and release: the signing
+*work*); offline ones start when they come back online (the pool's online listener); keys
+added by a rotation attest like the others. Signing work is done only while the signer is
+online: when its online spell ends mid-signature (the pool's offline listener), the work
+pauses and the remaining work continues when the signer is next online, so the
+attestation comes at start + delay + the offline gaps in between. Resuming rather than
+restarting is the choice made here: the delay stands for the signer's work on this build
+(fetch, check, sign), which an absence interrupts but does not undo, and a restart would
+make a long signing task wait for one uninterrupted spell. Either way no attestation is
+ever made while its signer is offline.
+
+Once the valid attestations from the *current* configured set reach the *current*
+threshold, a validator submits, after ``governance.submit_delay``, through the real
 ``model.governance.propose_release``. If a rotation (or a threshold change) left the
 collected attestations short in between, the real code refuses it with ``QuorumError``
 (counting ``release_quorum_fail_total``); the refusal is recorded and collection resumes.
@@ -41,7 +50,11 @@ class ReleaseManager:
         self.build_s = math.nan
         self.quorum_available_at_build: bool | None = None
         self.attestations: dict[int, Attestation] = {}  # signer index -> attestation
-        self.signing: set[int] = set()
+        # signer index -> (signing number, the time it will finish) while it signs online
+        self.signing: dict[int, tuple[int, float]] = {}
+        self.signings = 0
+        self.work_left: dict[int, float] = {}  # signing work paused by an offline spell
+        self.paused = 0  # signings paused by the end of an online spell (for tests)
         self.submitting = False
         self.proposed = False
         self.attempts = 0
@@ -67,6 +80,7 @@ class ReleaseManager:
             self.build_s, "build", self.build_hash, float(pool.online_in_set())
         )
         pool.online_listeners.append(self._signer_online)
+        pool.offline_listeners.append(self._signer_offline)
         pool.config_listeners.append(self._check_quorum)
         for index in list(pool.configured):
             if pool.online[index]:
@@ -74,23 +88,38 @@ class ReleaseManager:
 
     # -- attestations ------------------------------------------------------------------
     def _signer_online(self, index: int) -> None:
+        """Start (or resume) signer ``index``'s signing work at the start of an online spell."""
         if self.proposed or index in self.attestations or index in self.signing:
             return
         if not self.world.signers.in_set(index):
             return
-        self.signing.add(index)
-        delay = self.world.scenario.signers.signing_delay
-        if delay.is_zero:
-            self._attest(index)
-        else:
-            self.world.process(self._sign_after(index, float(delay.sample(self.rng))))
+        work = self.work_left.pop(index, None)
+        if work is None:
+            delay = self.world.scenario.signers.signing_delay
+            if delay.is_zero:
+                self._attest(index)
+                return
+            work = float(delay.sample(self.rng))
+        self.signings += 1
+        self.signing[index] = (self.signings, self.world.env.now + work)
+        self.world.process(self._sign(index, work, self.signings))
 
-    def _sign_after(self, index: int, delay: float) -> Generator[Any, Any, None]:
-        yield self.world.timeout(delay)
-        self._attest(index)
+    def _signer_offline(self, index: int) -> None:
+        """Pause signer ``index``'s signing work: its online spell ended mid-signature."""
+        entry = self.signing.pop(index, None)
+        if entry is None:
+            return
+        self.work_left[index] = max(0.0, entry[1] - self.world.env.now)
+        self.paused += 1
+
+    def _sign(self, index: int, work: float, number: int) -> Generator[Any, Any, None]:
+        yield self.world.timeout(work)
+        entry = self.signing.get(index)
+        if entry is not None and entry[0] == number:  # else paused: its timer is stale
+            self._attest(index)
 
     def _attest(self, index: int) -> None:
-        self.signing.discard(index)
+        self.signing.pop(index, None)
         if self.proposed or self.build_hash is None:
             return
         attestation = self.world.signers.attestation(index, self.build_hash)

@@ -4,15 +4,22 @@ Each activation (the release, or an activated malicious build) starts one ``Roll
 ``rollout.strategy`` is ``all_at_once`` (one wave, the whole fleet, released at
 activation) or ``waves``: cumulative fractions ``rollout.waves`` of a random permutation
 of the nodes, wave ``k`` released ``k * rollout.wave_interval_s`` after activation. A
-node learns of the activation at its first poll after it (poll ``k`` of node ``i`` is at
-``phase_i + k * fleet.poll_interval_s``; the wake-up time is computed directly rather
-than by polling), waits for its wave, then updates (``sim.fleet``). One dispatcher
-process per wave starts the node updates in time order.
+node learns of the activation at its first poll strictly after it, and of its wave's
+release the same way: it starts updating (``sim.fleet``) at its first poll strictly
+after the wave's release time (poll ``j`` of node ``i`` is at ``phase_i + j *
+fleet.poll_interval_s``, phases Uniform(0, interval); ``poll_interval_s = 0``: at once).
+So the nodes of a wave start spread over one poll interval after its release, exactly
+as the whole fleet does after an all-at-once activation; the wake-up times are computed
+directly rather than by polling. One dispatcher process per wave starts the node
+updates in time order.
 
 The halt is an abort condition evaluated in simulated time whenever a boot outcome
 arrives: with waves, when ``failed / attempted > rollout.halt_failure_rate`` and
 ``attempted >= rollout.halt_min_attempts``, the rollout halts; waves not yet released
-never update (their nodes lag on the old build). Released waves carry on.
+never update (their nodes lag on the old build). Nodes already updating carry on; a
+node of a released wave that had not started yet learns of the halt at its next poll and
+does not start (nor does a node between two fetch rounds), as an operator's halt of the
+rollout would have it.
 
 Imports ``numpy``; must not import ``reports``.
 """
@@ -147,7 +154,8 @@ class RolloutController:
             return
         rollout.waves_released += 1
         world.recorder.event(env.now, "wave_released", rollout.build_hash, k)
-        starts = np.maximum(learn, release_at)
+        # each member's first poll strictly after the release (its learn time for wave 0)
+        starts = learn if k == 0 else world.fleet.learn_times(release_at, members)
         order = np.argsort(starts, kind="stable")
         begin = world.fleet.begin
         for node, start in zip(members[order].tolist(), starts[order].tolist(), strict=True):

@@ -286,7 +286,9 @@ KNOBS: tuple[Knob, ...] = (
          minimum=0, max_key="signers.n"),
     # [governance]
     Knob("governance.vote_period_epochs", "int", 30, "epochs",
-         "from proposal to the tally at the deadline epoch", minimum=0),
+         "from proposal to the tally at the deadline epoch (proposal epoch + this): votes "
+         "count through the deadline epoch, the tally closes it at its end and records "
+         "activated_epoch = the deadline epoch", minimum=0),
     Knob("governance.vote_quorum", "float", 0.5, "fraction",
          "fraction of total stake that must vote yes", minimum=0, maximum=1),
     Knob("governance.validators", "int", 50, "", "voting validators", minimum=1),
@@ -337,10 +339,14 @@ KNOBS: tuple[Knob, ...] = (
     Knob("fleet.poll_interval_s", "float", 600.0, "s",
          "how often a node checks for an activated release (0 = it learns at once)",
          minimum=0),
-    Knob("fleet.fetch_timeout_s", "float", 600.0, "s", "a download slower than this fails",
+    Knob("fleet.fetch_timeout_s", "float", 600.0, "s",
+         "a download attempt fails when it has not finished downloading this long after it "
+         "asked its mirror for a slot (time queued for a slot counts: a request still "
+         "queued then leaves the queue and fails over to the next mirror)",
          minimum=0, exclusive_minimum=True),
-    Knob("fleet.max_retries", "int", 5, "", "failed fetches retried before giving up",
-         minimum=0),
+    Knob("fleet.max_retries", "int", 5, "",
+         "failed fetches retried per round; a node that used up a round starts a new one "
+         "at its next poll", minimum=0),
     Knob("fleet.backoff_base_s", "float", 10.0, "s", "wait before the first retry", minimum=0),
     Knob("fleet.backoff_factor", "float", 2.0, "", "each further retry waits this much longer",
          minimum=1),

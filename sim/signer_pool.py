@@ -14,13 +14,18 @@ apply at their times. Both change the *configured* signer set and threshold that
 governance checks submissions against. The first ``compromised`` keys of the initial
 set are also held by the adversary.
 
-Listeners (the release manager) are called when a signer comes online and when the
-configuration changes. Imports ``simpy``, ``numpy`` and ``model.crypto``; must not
-import ``reports``.
+Every change of a signer's state goes through ``set_online``, which keeps each signer's
+online spells (``spells``: closed ``(start_s, end_s)`` intervals; ``online_spells`` adds
+the spell still open) and calls the listeners: the release manager signs only while a
+signer is online (``sim.release_manager``), so it listens to both directions, and to
+configuration changes. A few signers with a few spells each keep this cheap.
+
+Imports ``simpy``, ``numpy`` and ``model.crypto``; must not import ``reports``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +53,13 @@ class SignerPool:
         )
         self.keys: list[ReleaseSigner] = []
         self.online: list[bool] = []
+        self.online_since: list[float] = []  # start of the current online spell (NaN: offline)
+        self.spells: list[list[tuple[float, float]]] = []  # closed online spells per signer
         self.configured: list[int] = []  # indices into keys, oldest first
         self.threshold = int(cfg.threshold)
         self.compromised: tuple[int, ...] = tuple(range(int(cfg.compromised)))
         self.online_listeners: list[Callable[[int], None]] = []
+        self.offline_listeners: list[Callable[[int], None]] = []
         self.config_listeners: list[Callable[[], None]] = []
         self.stopped = False
         self.rotations = 0
@@ -63,7 +71,10 @@ class SignerPool:
     def _new_signer(self) -> int:
         index = len(self.keys)
         self.keys.append(ReleaseSigner(self.rng.bytes(32)))
-        self.online.append(bool(self.rng.random() < self.availability))
+        online = bool(self.rng.random() < self.availability)
+        self.online.append(online)
+        self.online_since.append(float(self.world.env.now) if online else math.nan)
+        self.spells.append([])
         if 0.0 < self.availability < 1.0 and not self.stopped:
             self.world.process(self._churn(index))
         if hasattr(self, "key_index"):
@@ -89,6 +100,29 @@ class SignerPool:
     def in_set(self, index: int) -> bool:
         return index in self.configured
 
+    def online_spells(self, index: int) -> list[tuple[float, float]]:
+        """Signer ``index``'s online spells so far; one still open ends at ``inf``."""
+        spells = list(self.spells[index])
+        if self.online[index]:
+            spells.append((self.online_since[index], math.inf))
+        return spells
+
+    def set_online(self, index: int, online: bool) -> None:
+        """Put signer ``index`` on or offline now: close or open a spell, call listeners."""
+        if self.online[index] == online:
+            return
+        now = float(self.world.env.now)
+        self.online[index] = online
+        if online:
+            self.online_since[index] = now
+            listeners = self.online_listeners
+        else:
+            self.spells[index].append((self.online_since[index], now))
+            self.online_since[index] = math.nan
+            listeners = self.offline_listeners
+        for listener in list(listeners):
+            listener(index)
+
     # -- processes ---------------------------------------------------------------------
     def start(self) -> None:
         cfg = self.world.scenario.signers
@@ -106,10 +140,7 @@ class SignerPool:
             yield world.timeout(float(rng.exponential(mean)))
             if self.stopped:
                 return
-            self.online[index] = not self.online[index]
-            if self.online[index]:
-                for listener in list(self.online_listeners):
-                    listener(index)
+            self.set_online(index, not self.online[index])
 
     def _rotation(self, interval: float, count: int) -> Generator[Any, Any, None]:
         world = self.world

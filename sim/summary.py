@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.recorder import EVENT_KINDS, EVENT_TABLE, NODE_TABLE
+
 if TYPE_CHECKING:
     from sim.world import World
 
@@ -147,13 +149,22 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "fetch_gave_up",
         "count",
-        "Nodes that exhausted their retries without a verified artifact (of any build), "
-        "each counted once.",
+        "Nodes that used up a round of `1 + fleet.max_retries` download attempts without "
+        "a verified artifact (of any build) at least once, each counted once; such a node "
+        "tries again in a new round at its next poll.",
+    ),
+    Metric(
+        "fetch_rounds_total",
+        "count",
+        "Rounds of download attempts started by the whole fleet: one per build a node "
+        "started fetching, plus one per new round a node started at its next poll after "
+        "using up its retries.",
     ),
     Metric(
         "mean_fetch_attempts",
         "count",
-        "Mean download attempts per node that fetched the release (or gave up on it); "
+        "Mean download attempts at the release per node that started fetching it (a node "
+        "still trying when the replication ends counts the attempts it started); "
         "fetches of a malicious build are left out. NaN if none.",
     ),
     Metric("mirror_outages", "count", "Outages (a correlated outage counts once)."),
@@ -195,13 +206,27 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "sim_timeouts",
         "count",
-        "SimPy timeouts yielded in the replication (for the benchmark's bare model).",
+        "SimPy timeouts scheduled in the replication (for the benchmark's bare model).",
     ),
     Metric(
         "sim_end_s",
         "s",
         "Simulated time at which the replication ended (all activity done, or the "
         "horizon).",
+    ),
+    Metric(
+        "horizon_s",
+        "s",
+        "The scenario's horizon: the longest a replication runs (times from an origin "
+        "are censored at `horizon_s` minus the origin).",
+    ),
+    Metric(
+        "horizon_cut",
+        "bool",
+        "The horizon stopped the replication with work still going on (a proposal "
+        "open, a rollout or a node still updating). When False, an event that did not "
+        "happen never would have (e.g. a rejected release never activates); when True, it "
+        "is censored at the horizon.",
     ),
 )
 
@@ -214,20 +239,39 @@ INVARIANTS: tuple[str, ...] = (
 
 
 def metrics_markdown() -> str:
-    """``docs/metrics.md``: every summary column with unit and meaning."""
+    """``docs/metrics.md``: every column of the summary, node and event tables, and every
+    event kind, with unit and meaning (from ``METRICS`` and ``sim.recorder``)."""
     lines = [
-        "# Summary metrics",
+        "# Result tables",
         "",
-        "<!-- Generated from sim/summary.py (METRICS); do not edit by hand. -->",
+        "<!-- Generated from sim/summary.py (METRICS) and sim/recorder.py (NODE_TABLE,",
+        "EVENT_TABLE, EVENT_KINDS); do not edit by hand: python -m sim.summary -->",
         "",
-        "One row per replication (`summary.parquet`, `summary.csv`), plus the `replication`",
-        "and `seed` columns. Times are simulated seconds; a time that never happens is NaN,",
-        "never 0. The three invariants must be 0 in every replication.",
+        "A run directory holds three tables (Parquet; the summary also as CSV). Times are",
+        "simulated seconds since the start of the replication; a time that never happens is",
+        "NaN, never 0.",
+        "",
+        "## Summary metrics: `summary.parquet`, `summary.csv`",
+        "",
+        "One row per replication, plus the `replication` and `seed` columns. The three",
+        "invariants must be 0 in every replication.",
         "",
         "| column | unit | meaning |",
         "|---|---|---|",
     ]
     lines += [f"| `{m.name}` | {m.unit} | {m.meaning} |" for m in METRICS]
+    lines += ["", "## Nodes: `nodes.parquet`", "",
+              "One row per node and replication, written once at the end of the replication.",
+              "", "| column | unit | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.unit} | {c.meaning} |" for c in NODE_TABLE]
+    lines += ["", "## Events: `events.parquet`", "",
+              "One row per event, in time order within a replication.", "",
+              "| column | unit | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.unit} | {c.meaning} |" for c in EVENT_TABLE]
+    lines += ["", "### Event kinds", "", "| kind | what happened | `detail` | `value` |",
+              "|---|---|---|---|"]
+    lines += [f"| `{kind}` | {what} | {detail or '(empty)'} | {value} |"
+              for kind, (what, detail, value) in EVENT_KINDS.items()]
     lines.append("")
     return "\n".join(lines)
 
@@ -320,6 +364,7 @@ def summarise(world: World) -> dict[str, float | int | bool]:
     row["fetch_failures"] = int(np.sum(fleet.fetch_failures))
     row["corrupt_downloads_caught"] = int(np.sum(fleet.corrupt))
     row["fetch_gave_up"] = len(fleet.gave_up_nodes)
+    row["fetch_rounds_total"] = int(np.sum(fleet.fetch_rounds))
     tried = fleet.release_fetch_nodes  # the release only: a malicious build's fetches differ
     row["mean_fetch_attempts"] = fleet.release_fetch_attempts / tried if tried else NAN
     row["mirror_outages"] = int(world.mirrors.outages)
@@ -335,6 +380,8 @@ def summarise(world: World) -> dict[str, float | int | bool]:
     row["sim_processes"] = int(world.n_processes)
     row["sim_timeouts"] = int(world.n_timeouts)
     row["sim_end_s"] = float(world.end_s)
+    row["horizon_s"] = float(world.horizon_s)
+    row["horizon_cut"] = not world.finished
     return {name: row[name] for name in SUMMARY_COLUMNS}
 
 
@@ -348,3 +395,11 @@ def _backwards_installs(world: World) -> int:
             violations += 1
         last[record.build_hash] = record.ts
     return violations
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance entry point
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+    target.write_text(metrics_markdown(), encoding="utf-8")
+    print(f"{target}: written")

@@ -8,10 +8,15 @@ probability ``governance.yes_probability`` (else no) through the real
 or once the tally has closed the vote) is recorded as a ``vote_refused`` event. The vote
 quorum is ``governance.vote_quorum`` times the total stake.
 
-Tally timing: votes are allowed up to and including the deadline epoch, so the real
-``tally`` runs when the deadline epoch ends, at the first instant of epoch
-``deadline + 1`` (``activated_epoch`` is that epoch). Activation or rejection is handed
-back to the proposal's owner through a callback.
+Tally timing: a proposal made in epoch ``e`` has the deadline epoch
+``d = e + governance.vote_period_epochs``; votes are accepted up to and including epoch
+``d`` (every ``t < (d + 1) * epoch_s``; a vote at ``(d + 1) * epoch_s`` or later is
+refused). The real ``tally`` closes the deadline epoch: it runs at its end, simulated time
+``(d + 1) * epoch_s``, after every vote cast in it, and is recorded *at* the deadline
+epoch (``tally(..., epoch=d)``), so the store's (and the explorer's) ``activated_epoch``
+is ``d``, exactly what an operator's ``releasesim gov tally --epoch <deadline>`` records
+for the same proposal. The fleet learns of the activation from time ``(d + 1) * epoch_s``
+on. Activation or rejection is handed back to the proposal's owner through a callback.
 
 Imports ``model`` and ``numpy``; must not import ``reports``.
 """
@@ -85,12 +90,12 @@ class Validators:
         self, proposal: Proposal, decided: Callable[[bool], None]
     ) -> Generator[Any, Any, None]:
         world = self.world
-        close_s = (proposal.deadline_epoch + 1) * world.epoch_s
+        deadline = proposal.deadline_epoch
+        close_s = (deadline + 1) * world.epoch_s  # the end of the deadline epoch
         wait = close_s - world.env.now
         if wait > 0:
             yield world.timeout(wait)
-        epoch = max(world.epoch(), proposal.deadline_epoch + 1)
-        result = tally(world.store, proposal.id, epoch=epoch)
+        result = tally(world.store, proposal.id, epoch=deadline)
         world.fleet.release_store.invalidate()  # approvals may have changed
         world.recorder.event(
             world.env.now, "activated" if result.passed else "rejected",

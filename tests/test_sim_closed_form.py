@@ -17,8 +17,12 @@ runs are seeded, so a pass is reproducible). The derivations:
     restart after it learns; the sample median of Uniform(0, P) has SE ~ P / (2 sqrt(N)).
 (c) All-at-once rollout, every node boots the release once: failed startups ~
     Binomial(N, p): SE of the fraction sqrt(p (1 - p) / N).
-(d) One mirror, corruption probability p, unlimited retries: attempts per node ~
-    Geometric(1 - p), mean 1 / (1 - p), variance p / (1 - p)^2.
+(d) One mirror, corruption probability p: a node never gives up (a used-up round of
+    1 + r attempts, r = max_retries, is followed by a new round at its next poll), so
+    attempts per node A ~ Geometric(1 - p) whatever r: mean 1 / (1 - p), variance
+    p / (1 - p)^2. A node uses up its first round when its first 1 + r attempts are all
+    corrupt: probability p^(1 + r), so fetch_gave_up ~ Binomial(N, p^(1 + r)); and it
+    runs exactly ceil(A / (1 + r)) rounds.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pytest
 
 from sim.api import resolve_scenario
 from sim.recorder import NODE_COLUMNS
@@ -108,15 +113,24 @@ def test_failed_startup_fraction_is_the_startup_failure_probability() -> None:
     assert summary["halted"] is False
 
 
-def test_fetch_attempts_with_corruption_are_geometric() -> None:
+@pytest.mark.parametrize("retries", [60, 1])
+def test_fetch_attempts_with_corruption_are_geometric(retries: int) -> None:
+    # Before: with few retries a node gave up for good after 1 + r attempts, so attempts
+    # were a Geometric truncated at 1 + r (and ~p^(1 + r) of the fleet never updated).
     nodes, p = 1500, 0.3
     sc = scenario(
         *QUIET, f"fleet.nodes={nodes}", "mirrors.count=1", f"mirrors.corruption_prob={p}",
-        "fleet.max_retries=60", "fleet.backoff_base_s=1.0", "fleet.backoff_factor=1.0",
+        f"fleet.max_retries={retries}", "fleet.backoff_base_s=1.0", "fleet.backoff_factor=1.0",
     )
-    summary = simulate_replication(sc, 4, 0).summary
+    result = simulate_replication(sc, 4, 0)
+    summary = result.summary
     se = math.sqrt(p) / (1 - p) / math.sqrt(nodes)
     assert abs(summary["mean_fetch_attempts"] - 1 / (1 - p)) <= Z * se
     assert summary["corrupt_downloads_caught"] == summary["fetch_failures"]
-    assert summary["fetch_gave_up"] == 0
+    q = p ** (1 + retries)
+    assert abs(summary["fetch_gave_up"] / nodes - q) <= Z * math.sqrt(q * (1 - q) / nodes)
+    attempts = column(result, "fetch_attempts")
+    assert np.array_equal(column(result, "fetch_rounds"), np.ceil(attempts / (1 + retries)))
+    assert summary["fetch_rounds_total"] == int(np.sum(column(result, "fetch_rounds")))
+    assert summary["adopted_fraction"] == 1.0
     assert summary["unapproved_boots"] == 0

@@ -3,8 +3,9 @@
 Most cases run a fully deterministic world (every delay fixed, signers always online, no
 outages or corruption unless a test sets a mirror down by hand), so the expected numbers
 are exact. With the ``EXACT`` knobs: the build is at 0, the seven signers attest at 120 s,
-the submission is at 150 s (epoch 2), the deadline epoch is 7 and the tally activates at
-the start of epoch 8 (480 s). A node learns at once (``poll_interval_s = 0``) and needs
+the submission is at 150 s (epoch 2), the deadline epoch is 7 and the tally closing it
+activates at its end (480 s; activated_epoch 7). A node learns at once
+(``poll_interval_s = 0``) and needs
 ``FETCH = 0.5 s latency + 10 MB * 8 / 80 Mbit/s + 10 MB / 10 MB/s = 2.5 s`` to download
 and verify, then restarts for ``RESTART = 100 s``.
 
@@ -124,19 +125,23 @@ def test_down_time_includes_the_restart_after_a_rollback() -> None:
 def test_a_down_mirror_fails_the_attempt_at_the_fetch_timeout_at_the_latest() -> None:
     # Before: an attempt against a down mirror took the whole latency (50 s) although the
     # node's fetch timeout is 10 s, so three attempts ended at 630 s instead of 510 s.
+    # A round is 1 + max_retries = 3 attempts (480-490, 490-500, 500-510); the node then
+    # starts a new round at its next poll (at once: poll_interval_s = 0), whose first
+    # attempt (510-520) is still running at the horizon (515 s).
     world = World(
         exact("mirrors.count=1", "mirrors.latency=50", "fleet.fetch_timeout_s=10",
-              "fleet.max_retries=2", nodes=1),
+              "fleet.max_retries=2", f"horizon_s={ACTIVATION + 35.0}", nodes=1),
         1, 0,
     )
     world.mirrors.mirrors[0].down_until = math.inf
     summary = run_world(world)
-    assert summary["sim_end_s"] == ACTIVATION + 3 * 10.0
-    assert summary["fetch_attempts_total"] == 3  # 1 + max_retries, never more
+    assert summary["sim_end_s"] == ACTIVATION + 35.0
+    assert summary["fetch_attempts_total"] == 4  # a round of 1 + max_retries, then one more
     assert summary["fetch_failures"] == 3
     assert summary["fetch_gave_up"] == 1
-    assert summary["mean_fetch_attempts"] == 3.0
-    assert world.mirrors.mirrors[0].in_use == 0 and not world.mirrors.mirrors[0].waiting
+    assert summary["fetch_rounds_total"] == 2
+    assert summary["mean_fetch_attempts"] == 4.0
+    assert world.mirrors.mirrors[0].in_use == 1 and not world.mirrors.mirrors[0].waiting
 
 
 @pytest.mark.parametrize(("start", "attempts"), [(0, 3), (1, 2), (2, 1)])
@@ -170,16 +175,29 @@ def test_mean_fetch_attempts_counts_the_release_only() -> None:
 
 
 def test_fetch_gave_up_counts_each_node_once() -> None:
-    # Every mirror is down for good: each node gives up on the malicious build and then on
-    # the release. Before: 2 per node.
-    nodes = 20
-    world = World(exact(*COMPROMISED, "fleet.max_retries=1", nodes=nodes), 1, 0)
+    # Every mirror is down for good: each node uses up rounds on the malicious build and
+    # then on the release. Before: 2 per node. Every node polls at 50 + 100 k s: it learns
+    # of the malicious build at 450 s (round 450-451, two 0.5 s attempts), of the release
+    # at 550 s, the poll at which it would retry the malicious build, so it takes up the
+    # release there (rounds 550-551 and 650-651; the next poll, 750 s, is past the horizon).
+    nodes, horizon = 20, 700.0
+    world = World(
+        exact(*COMPROMISED, "fleet.max_retries=1", "fleet.poll_interval_s=100",
+              f"horizon_s={horizon}", nodes=nodes),
+        1, 0,
+    )
+    world.fleet.phase[:] = 50.0
     for mirror in world.mirrors.mirrors:
         mirror.down_until = math.inf
     summary = run_world(world)
+    rows = world.fleet.node_rows()
     assert summary["fetch_gave_up"] == nodes
-    assert summary["fetch_attempts_total"] == 2 * nodes * 2
-    assert summary["mean_fetch_attempts"] == 2.0
+    assert summary["fetch_attempts_total"] == nodes * (2 + 2 * 2)
+    assert summary["fetch_rounds_total"] == nodes * (1 + 2)
+    assert summary["mean_fetch_attempts"] == 4.0
+    assert summary["sim_end_s"] == horizon  # the nodes wait for their next poll
+    assert {row[COL["first_fetch_s"]] for row in rows} == {550.0}
+    assert {row[COL["fetch_rounds"]] for row in rows} == {3}
 
 
 # -- the mirrors' outage process starts stationary -------------------------------------------

@@ -82,7 +82,7 @@ def test_a_release_that_is_never_activated_gives_nan_times() -> None:
 def test_metrics_doc_is_in_sync() -> None:
     assert DOCS.read_text(encoding="utf-8") == metrics_markdown(), (
         "docs/metrics.md is stale: regenerate it with "
-        "python -c 'from sim.summary import metrics_markdown; print(metrics_markdown(), end=\"\")'"
+        "python -m sim.summary"
     )
 
 
@@ -101,3 +101,33 @@ def _rows_equal(a: list[tuple], b: list[tuple]) -> bool:
         len(r) == len(s) and all(_eq(x, y) for x, y in zip(r, s, strict=True))
         for r, s in zip(a, b, strict=True)
     )
+
+
+def _recorded_kinds() -> set[str]:
+    """Every event kind written by a ``recorder.event(time, KIND, ...)`` call in sim/."""
+    import ast
+
+    kinds: set[str] = set()
+    for path in (Path(__file__).resolve().parents[1] / "sim").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "event" and len(node.args) >= 2):
+                kind = node.args[1]
+                options = [kind.body, kind.orelse] if isinstance(kind, ast.IfExp) else [kind]
+                for option in options:
+                    assert isinstance(option, ast.Constant), f"{path.name}: kind not a literal"
+                    kinds.add(option.value)
+    return kinds
+
+
+def test_every_event_kind_is_documented_and_every_documented_kind_is_recorded() -> None:
+    from sim.recorder import EVENT_KINDS
+
+    recorded = _recorded_kinds()
+    assert len(recorded) > 15
+    assert recorded == set(EVENT_KINDS), (recorded ^ set(EVENT_KINDS))
+    runs = [simulate_replication(resolve_scenario(name, ["fleet.nodes=40"]), 1, 0)
+            for name in ("baseline", "signer_churn", "bad_release_rollback",
+                         "compromised_signers")]
+    seen = {row[2] for result in runs for row in result.events}
+    assert seen <= set(EVENT_KINDS) and {"build", "activated", "halt", "vote"} <= seen
