@@ -27,7 +27,9 @@ that happened (e.g. lagging nodes *given activated*), and every output says so w
 replication (NaN where a measure is undefined), plus, for the ``km`` measures, the
 censoring time of each replication where the event was not seen (``<name>_censored_at``:
 ``horizon - origin`` when the horizon cut the run, ``inf`` when the run ended with the
-event impossible), and the fleet size (``fleet_nodes``) for pooled node-trials.
+event impossible) and the time restricted to the horizon (``<name>_by_horizon``: the time
+if seen, else ``horizon - origin``, "not by the horizon"; what the CI check compares),
+and the fleet size (``fleet_nodes``) for pooled node-trials.
 
 Reads the result tables only (columns of ``sim.summary``/``sim.recorder``); must not import
 ``sim`` or ``model``.
@@ -45,6 +47,7 @@ import pandas as pd
 NAN = math.nan
 ONE_THIRD = 1.0 / 3.0
 CENSORED_SUFFIX = "_censored_at"
+RESTRICTED_SUFFIX = "_by_horizon"
 FLEET_NODES = "fleet_nodes"
 
 SECTIONS: dict[str, str] = {
@@ -337,6 +340,9 @@ def _censoring(
     cut = _horizon_cut(summary)
     end = (summary["sim_end_s"].to_numpy(dtype=float) if "sim_end_s" in summary.columns
            else np.full(len(summary), np.inf))
+    # tables from before the horizon_s column: the longest run is the best guess
+    horizon = (summary["horizon_s"].to_numpy(dtype=float) if "horizon_s" in summary.columns
+               else np.full(len(summary), np.nanmax(end) if len(end) else np.inf))
     activated = (out["activated"].to_numpy() == 1.0 if "activated" in out.columns
                  else np.isfinite(act))
     columns: dict[str, np.ndarray] = {}
@@ -351,6 +357,9 @@ def _censoring(
             origin, defined = np.where(np.isfinite(build), build, end), np.ones(len(end), bool)
         at = np.where(cut, np.maximum(end - origin, 0.0), np.inf)
         columns[m.name + CENSORED_SUFFIX] = np.where(seen | ~defined, NAN, at)
+        window = np.maximum(horizon - origin, 0.0)
+        restricted = np.where(seen, out[m.name].to_numpy(dtype=float), window)
+        columns[m.name + RESTRICTED_SUFFIX] = np.where(defined, restricted, NAN)
     return pd.DataFrame(columns, index=out.index)
 
 
@@ -402,6 +411,7 @@ def sync_docs(path: str) -> bool:
 __all__ = [
     "BY_NAME",
     "CENSORED_SUFFIX",
+    "RESTRICTED_SUFFIX",
     "FLEET_NODES",
     "HEADLINE",
     "INVARIANTS",

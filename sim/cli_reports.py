@@ -82,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     check = sub.add_parser(
         "check", help="CI regression mode: run the CI suite and compare with the baseline",
-        description="Run each CI scenario, check the invariants, compare every measure with "
-                    "the committed baseline using a statistical tolerance.")
+        description="Run each CI scenario, check the invariants and the forgery-free "
+                    "safety measures, compare every other measure with the committed "
+                    "baseline by an exact test (docs/reports.md).")
     check.add_argument("directory", nargs="?", type=Path, default=DEFAULT_CI_DIR, metavar="DIR",
                        help="directory of CI scenarios (default scenarios/ci)")
     check.add_argument("--baseline", type=Path, metavar="FILE",
@@ -212,21 +213,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _format_sweep(table: Any) -> str:
-    from reports.report import format_value
+    from reports.formatting import format_estimate
 
     def ci(row: Any, name: str, unit: str) -> str:
-        return (f"{format_value(row[name], unit)} [{format_value(row[name + '_ci_low'], unit)}, "
-                f"{format_value(row[name + '_ci_high'], unit)}]")
+        follow = float(row.get(name + "_follow_up", math.nan))
+        low, high = row[name + "_ci_low"], row[name + "_ci_high"]
+        return (f"{format_estimate(row[name], unit, follow)} "
+                f"[{format_estimate(low, unit, follow)}, {format_estimate(high, unit, follow)}]")
 
-    header = (f"{'setting':<28} {'n':>5}  {'P(malicious approved) [95% CI]':<30} "
+    header = (f"{'setting':<28} {'n':>5}  {'P(activated) [95% CI]':<26} "
+              f"{'P(malicious approved) [95% CI]':<30} "
               f"{'P(on time) [95% CI]':<26} {'median activation [95% CI]':<30} feasible")
     lines = [header]
     for _, row in table.iterrows():
         lines.append(
             f"{row['point']:<28} {row['replications']:>5}  "
+            f"{ci(row, 'activated', 'probability'):<26} "
             f"{ci(row, 'malicious_approved', 'probability'):<30} "
             f"{ci(row, 'activated_on_time', 'probability'):<26} "
-            f"{ci(row, 'activation_median_s', 's'):<30} {'yes' if row['feasible'] else 'no'}"
+            f"{ci(row, 'time_to_activation_s', 's'):<30} {'yes' if row['feasible'] else 'no'}"
         )
     return "\n".join(lines)
 
