@@ -4,6 +4,7 @@
     python3 tasks.py demo   # create .venv when missing, run the main job end to end
     python3 tasks.py test   # create .venv when missing, run the linter and the tests
     python3 tasks.py bench  # the performance benchmarks (not part of the tests)
+    python3 tasks.py docs   # regenerate the generated docs and docs/img from the code
 
 ``.venv`` is (re)installed when it is missing or ``pyproject.toml`` changed since the
 last install. Extra arguments after ``test`` go to pytest; after ``demo``, to
@@ -65,10 +66,34 @@ def bench(extra: list[str]) -> int:
     return run(str(_python()), "benchmarks/run_all.py", *extra)
 
 
+def docs(extra: list[str]) -> int:
+    """Regenerate every generated doc and figure from the code (never typed by hand)."""
+    import shutil
+    import tempfile
+
+    python = str(_python())
+    steps = [
+        [python, "-m", "sim.summary"],  # docs/metrics.md
+        [python, "-m", "sim.scenario", "docs"],  # docs/scenarios.md
+        [python, "-m", "reports.measures", "docs/reports.md"],  # the measure list
+    ]
+    for step in steps:
+        if run(*step):
+            return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "baseline"
+        if run(str(BIN / "releasesim"), "run", "baseline", "--quiet", "--out", str(out)):
+            return 1
+        (ROOT / "docs" / "img").mkdir(exist_ok=True)
+        shutil.copyfile(out / "fig_exposure.png", ROOT / "docs" / "img" / "exposure.png")
+    print("regenerated docs/metrics.md, docs/scenarios.md, docs/reports.md, docs/img/exposure.png")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    commands = {"demo": demo, "test": test, "bench": bench}
+    commands = {"demo": demo, "test": test, "bench": bench, "docs": docs}
     if not argv or argv[0] not in commands:
-        print("usage: python3 tasks.py demo|test|bench [args...]", file=sys.stderr)
+        print("usage: python3 tasks.py demo|test|bench|docs [args...]", file=sys.stderr)
         return 2
     if sys.version_info < (3, 11):  # noqa: UP036 - runs before the venv exists
         print("error: releasesim needs Python 3.11 or newer", file=sys.stderr)
