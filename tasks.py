@@ -73,9 +73,9 @@ def docs(extra: list[str]) -> int:
 
     python = str(_python())
     steps = [
-        [python, "-m", "sim.summary"],  # docs/metrics.md
-        [python, "-m", "sim.scenario", "docs"],  # docs/scenarios.md
-        [python, "-m", "reports.measures", "docs/reports.md"],  # the measure list
+        [python, "-m", "releasesim.sim.summary"],  # docs/metrics.md
+        [python, "-m", "releasesim.sim.scenario", "docs"],  # docs/scenarios.md
+        [python, "-m", "releasesim.reports.measures", "docs/reports.md"],  # the measure list
     ]
     for step in steps:
         if run(*step):

@@ -23,8 +23,8 @@ TARGET_KB = 2.0
 
 
 def _child(scenario_name: str, nodes: int, seed: int) -> None:
-    from sim.api import resolve_scenario
-    from sim.world import simulate_replication
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.world import simulate_replication
 
     scenario = resolve_scenario(scenario_name, [f"fleet.nodes={nodes}"])
     start = time.perf_counter()

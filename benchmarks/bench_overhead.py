@@ -25,8 +25,8 @@ TARGET = 2.0
 
 
 def measure(nodes: int = 10_000, seed: int = 1, repeat: int = 2) -> dict[str, Any]:
-    from sim.api import resolve_scenario
-    from sim.world import simulate_replication
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.world import simulate_replication
 
     scenario = resolve_scenario("lagging_release", [f"fleet.nodes={nodes}"])
     full_times: list[float] = []

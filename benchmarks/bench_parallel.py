@@ -21,8 +21,8 @@ TARGET = 1.7
 
 def calibrate(scenario_name: str, min_rep_s: float, seed: int) -> tuple[Any, int, float]:
     """The smallest fleet (doubling from 500 nodes) whose replication takes min_rep_s."""
-    from sim.api import resolve_scenario
-    from sim.world import simulate_replication
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.world import simulate_replication
 
     nodes = 500
     while True:
@@ -44,8 +44,7 @@ def measure(
     repeat: int = 1,
 ) -> dict[str, Any]:
     import pandas.testing as pdt
-
-    from sim.runner import run_scenario
+    from releasesim.sim.runner import run_scenario
 
     resolved, nodes, rep_s = calibrate(scenario, min_rep_s, seed)
     common = {"replications": replications, "seed": seed, "progress": False, "write": False}

@@ -5,7 +5,7 @@ hex in any letter case, no ``0x``, normalised to lowercase; a build hash is 32 b
 an Ed25519 public key 32 bytes, a signature 64 bytes. ``verify`` is a pure function
 of its exact inputs and is memoised (allowed: the answer is never faked).
 
-Imports nothing from the project but ``model.errors``.
+Imports nothing from the project but ``releasesim.model.errors``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import hashlib
 import blake3
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
-
-from model.errors import MalformedInput
+from releasesim.model.errors import MalformedInput
 
 HASH_BYTES = 32
 KEY_BYTES = 32

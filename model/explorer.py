@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from model.errors import MalformedInput, StoreError
-from model.quorum import evaluate_quorum
-from model.store import ApprovedRelease, GovernanceStore, InstallRecord
+from releasesim.model.errors import MalformedInput, StoreError
+from releasesim.model.quorum import evaluate_quorum
+from releasesim.model.store import ApprovedRelease, GovernanceStore, InstallRecord
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100

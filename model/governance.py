@@ -24,16 +24,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from model.crypto import parse_hash, verify_release
-from model.errors import (
+from releasesim.model.crypto import parse_hash, verify_release
+from releasesim.model.errors import (
     DuplicateRelease,
     MalformedInput,
     QuorumError,
     UnknownProposal,
     VoteRefused,
 )
-from model.quorum import Attestation, QuorumResult, evaluate_quorum, threshold_problem
-from model.store import CHOICES, ApprovedRelease, GovernanceStore, Proposal, Vote
+from releasesim.model.quorum import Attestation, QuorumResult, evaluate_quorum, threshold_problem
+from releasesim.model.store import CHOICES, ApprovedRelease, GovernanceStore, Proposal, Vote
 
 QUORUM_FAIL = "release_quorum_fail_total"
 VOTES = "release_votes_total"

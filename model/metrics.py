@@ -3,12 +3,12 @@
 The three counters of the seed document: ``release_votes_total`` (label ``choice``),
 ``release_installs_total`` and ``release_quorum_fail_total``. Counters that were never
 incremented are still exposed with value 0, so dashboards see them from the start.
-Imports only ``model.store``.
+Imports only ``releasesim.model.store``.
 """
 
 from __future__ import annotations
 
-from model.store import CHOICES, GovernanceStore
+from releasesim.model.store import CHOICES, GovernanceStore
 
 HELP = {
     "release_votes_total": "Governance votes cast on ReleaseVote proposals, by choice.",

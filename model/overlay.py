@@ -24,7 +24,7 @@ written unless every id migrates; the file is written atomically (temp file in t
 folder, fsync, ``os.replace``). Time is passed in. The base58 codec is implemented here
 (twenty lines, tested against known vectors) rather than adding a dependency.
 
-Imports only ``model.crypto`` and ``model.errors``.
+Imports only ``releasesim.model.crypto`` and ``releasesim.model.errors``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.crypto import blake3_hex
-from model.errors import InputError, MalformedInput
-from model.strict_json import load_json_strict
+from releasesim.model.crypto import blake3_hex
+from releasesim.model.errors import InputError, MalformedInput
+from releasesim.model.strict_json import load_json_strict
 
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}

@@ -7,7 +7,7 @@ verify over ``release:<hash>``). Each trusted key counts once, whatever its lett
 case or how often it appears (cf. python-tuf GHSA-pwqf-9h7j-7mv8).
 ``require_quorum`` raises ``QuorumError`` on a short result.
 
-Imports only ``model.crypto`` and ``model.errors``.
+Imports only ``releasesim.model.crypto`` and ``releasesim.model.errors``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from model.crypto import parse_hash, parse_public_key, parse_signature, verify_release
-from model.errors import MalformedInput, QuorumError
+from releasesim.model.crypto import parse_hash, parse_public_key, parse_signature, verify_release
+from releasesim.model.errors import MalformedInput, QuorumError
 
 
 @dataclass(frozen=True, slots=True)

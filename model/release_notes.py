@@ -23,7 +23,7 @@ changes in order.
 State-dir layout: ``<state-dir>/governance/backend_history.jsonl``.
 
 Pure parsing and summarising; the only I/O is ``load_history`` reading one file.
-Imports only ``model.errors``.
+Imports only ``releasesim.model.errors``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.errors import InputError, MalformedInput
-from model.strict_json import load_json_strict
+from releasesim.model.errors import InputError, MalformedInput
+from releasesim.model.strict_json import load_json_strict
 
 KINDS = ("runtime", "transport", "storage")
 ACTIONS = ("activate", "retire")

@@ -6,7 +6,7 @@ newline separated hex keys), the file named by ``TB_RELEASE_SIGNERS_FILE``, then
 an invalid token is an error naming its source and position; ``#`` comments and blank
 lines are allowed; duplicates (in any letter case) are removed, first occurrence kept.
 
-Imports only ``model.crypto`` and ``model.errors``.
+Imports only ``releasesim.model.crypto`` and ``releasesim.model.errors``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.crypto import parse_public_key
-from model.errors import MalformedInput, SignerConfigError
+from releasesim.model.crypto import parse_public_key
+from releasesim.model.errors import MalformedInput, SignerConfigError
 
 ENV_SIGNERS = "TB_RELEASE_SIGNERS"
 ENV_SIGNERS_FILE = "TB_RELEASE_SIGNERS_FILE"

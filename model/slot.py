@@ -1,6 +1,6 @@
 """The node's binary slot (installed binary plus its backup) and the rollback audit log.
 
-``BinarySlot`` is what ``model.update`` installs into and rolls back: the current binary
+``BinarySlot`` is what ``releasesim.model.update`` installs into and rolls back: the current binary
 and the previous one kept as the backup. ``FileSlot`` is the real node's pair of files;
 ``MemorySlot`` holds two references to ``bytes`` objects, so a simulated fleet of ten
 thousand nodes shares one copy of each artifact.
@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from model.errors import RollbackUnavailable, SlotError
+from releasesim.model.errors import RollbackUnavailable, SlotError
 
 ENV_NODE_BINARY = "TB_NODE_BINARY"
 ENV_PREVIOUS_BINARY = "TB_PREVIOUS_BINARY"

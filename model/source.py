@@ -1,7 +1,7 @@
 """Where release artifacts come from: the ``ReleaseSource`` interface and its URL implementation.
 
 A release source hands over the raw bytes published for a build hash. It does not verify
-them; ``model.update`` checks the BLAKE3 digest and the attestation quorum afterwards, so
+them; ``releasesim.model.update`` checks the BLAKE3 digest and the attestation quorum afterwards, so
 a source may be as untrusted as any mirror.
 
 ``UrlSource`` fetches ``<base>/<hash>.bin`` from an ``http``, ``https`` or ``file`` base
@@ -15,12 +15,12 @@ fetch past it. (Host-name resolution happens before the connection exists and is
 only by the system resolver.)
 
 ``UrlSource.from_env()`` reads ``TB_RELEASE_SOURCE_URL``. Every failure, including
-malformed configuration, is a ``model.errors.SourceError`` whose one-line message names
+malformed configuration, is a ``releasesim.model.errors.SourceError`` whose one-line message names
 the URL (or the variable) and what went wrong; stdlib exceptions never leak.
 
 The simulator implements ``ReleaseSource`` with its own mirrors (latency, corruption).
 This module must not import simpy, ``sim`` or ``reports``; it imports only
-``model.errors`` and ``model.crypto``.
+``releasesim.model.errors`` and ``releasesim.model.crypto``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from model.crypto import parse_hash
-from model.errors import MalformedInput, SourceError
+from releasesim.model.crypto import parse_hash
+from releasesim.model.errors import MalformedInput, SourceError
 
 ENV_SOURCE_URL = "TB_RELEASE_SOURCE_URL"
 DEFAULT_TIMEOUT_S = 60.0

@@ -8,7 +8,7 @@ schema is versioned (``PRAGMA user_version``) and stamped with an application id
 corrupt, foreign or newer file gives a clear ``StoreError`` instead of a traceback.
 
 Rows are mapped to frozen records here, never inside domain logic. Imports only
-``model.errors`` and ``model.quorum`` (for the ``Attestation`` record).
+``releasesim.model.errors`` and ``releasesim.model.quorum`` (for the ``Attestation`` record).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.errors import StoreError
-from model.quorum import Attestation
+from releasesim.model.errors import StoreError
+from releasesim.model.quorum import Attestation
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x52534D31  # "RSM1"

@@ -2,7 +2,7 @@
 
 Rejects what ``json.loads`` lets through silently (a key repeated in one object, where
 the last value would win) and turns what it raises (syntax errors, nesting too deep,
-over-long integer literals) into one line naming where. Imports only ``model.errors``.
+over-long integer literals) into one line naming where. Imports only ``releasesim.model.errors``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from model.errors import MalformedInput
+from releasesim.model.errors import MalformedInput
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

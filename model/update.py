@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from model.crypto import build_hash_of, parse_hash
-from model.errors import DigestMismatch, RollbackUnavailable, Unauthorized
-from model.quorum import Attestation, QuorumResult, require_quorum
-from model.slot import AuditLog, BinarySlot, atomic_write
-from model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, ReleaseSource
-from model.store import ApprovedRelease, InstallRecord
+from releasesim.model.crypto import build_hash_of, parse_hash
+from releasesim.model.errors import DigestMismatch, RollbackUnavailable, Unauthorized
+from releasesim.model.quorum import Attestation, QuorumResult, require_quorum
+from releasesim.model.slot import AuditLog, BinarySlot, atomic_write
+from releasesim.model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, ReleaseSource
+from releasesim.model.store import ApprovedRelease, InstallRecord
 
 __all__ = [
     "BootResult",
@@ -55,7 +55,7 @@ REASON_NO_BINARY = "no binary installed"
 
 
 class ReleaseStore(Protocol):
-    """The part of ``model.store.GovernanceStore`` the update flow uses."""
+    """The part of ``releasesim.model.store.GovernanceStore`` the update flow uses."""
 
     def get_approved(self, build_hash: str) -> ApprovedRelease | None: ...
 

@@ -1,7 +1,7 @@
 """The printed blast-radius summary of a run: the headline, then the main measures.
 
-The numbers are the report's (``reports.estimates.measure_table`` over
-``reports.measures.per_replication``): each measure has one interval method, so the
+The numbers are the report's (``releasesim.reports.estimates.measure_table`` over
+``releasesim.reports.measures.per_replication``): each measure has one interval method, so the
 terminal, ``report.md``, ``report.html``, ``report.json`` and the sweep show the same
 estimate and 95% interval. A figure that is not over every replication carries its
 qualifier ("given activated, n = 6 of 20"), and the summary opens with a warning for each
@@ -14,10 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-
-from reports.estimates import conditional_warnings, count_label, measure_table, table_records
-from reports.formatting import format_estimate
-from reports.measures import HEADLINE, per_replication
+from releasesim.reports.estimates import (
+    conditional_warnings,
+    count_label,
+    measure_table,
+    table_records,
+)
+from releasesim.reports.formatting import format_estimate
+from releasesim.reports.measures import HEADLINE, per_replication
 
 MAIN_METRICS: tuple[str, ...] = (
     *HEADLINE,
@@ -40,10 +44,10 @@ def blast_radius(
     events: pd.DataFrame,
     metrics: Sequence[str] = MAIN_METRICS,
 ) -> pd.DataFrame:
-    """The measure table (``reports.estimates.TABLE_COLUMNS``) of ``metrics``, in order.
+    """The measure table (``releasesim.reports.estimates.TABLE_COLUMNS``) of ``metrics``, in order.
 
     ``summary``, ``nodes`` and ``events`` are a run's tables (``RunResult`` or
-    ``reports.report.load_run``).
+    ``releasesim.reports.report.load_run``).
     """
     values = per_replication(summary, nodes, events)
     table = measure_table(values, metrics).set_index("measure")

@@ -1,10 +1,10 @@
 """Estimates and 95% intervals of the measures: one method per measure, one table for all.
 
-``measure_table(values)`` turns the per-replication values of ``reports.measures`` into
+``measure_table(values)`` turns the per-replication values of ``releasesim.reports.measures`` into
 one row per measure: the estimate, its 95% interval, ``n`` (replications where the
 measure is defined, or, for a censored time, replications in its estimate), ``N`` (all
 replications), the condition it is defined under (``given``), how many replications were
-censored, and the method (``reports.measures.METHODS``). The terminal summary, the
+censored, and the method (``releasesim.reports.measures.METHODS``). The terminal summary, the
 Markdown and HTML reports, ``report.json``, ``--json`` and the sweep all read this table,
 so a measure shows the same interval everywhere.
 
@@ -22,9 +22,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-
-from reports.intervals import bootstrap, t_interval, wilson
-from reports.measures import (
+from releasesim.reports.intervals import bootstrap, t_interval, wilson
+from releasesim.reports.measures import (
     BY_NAME,
     FLEET_NODES,
     HEADLINE,
@@ -33,7 +32,7 @@ from reports.measures import (
     Measure,
     durations,
 )
-from reports.survival import censored_quantile
+from releasesim.reports.survival import censored_quantile
 
 NAN = math.nan
 TABLE_COLUMNS = ("measure", "section", "unit", "estimate", "value", "ci_low", "ci_high",

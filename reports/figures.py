@@ -5,7 +5,7 @@ pyplot, nothing shown or saved here; Agg is selected as matplotlib's backend unl
 was imported first, e.g. by a notebook's inline backend): the caller saves them
 (``fig.savefig(path)``) or displays them in a notebook (``IPython.display.display(fig)``).
 Every figure states the number of replications behind it and draws 95% confidence
-intervals (each measure's one method, ``reports.measures.METHODS``).
+intervals (each measure's one method, ``releasesim.reports.measures.METHODS``).
 
 Must not import ``sim`` or ``model``.
 """
@@ -27,11 +27,10 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from reports.formatting import format_estimate, time_unit  # noqa: E402
-from reports.intervals import wilson  # noqa: E402
-from reports.measures import BY_NAME, CENSORED_SUFFIX, ONE_THIRD  # noqa: E402
-from reports.series import Band  # noqa: E402
+from releasesim.reports.formatting import format_estimate, time_unit  # noqa: E402
+from releasesim.reports.intervals import wilson  # noqa: E402
+from releasesim.reports.measures import BY_NAME, CENSORED_SUFFIX, ONE_THIRD  # noqa: E402
+from releasesim.reports.series import Band  # noqa: E402
 
 DPI = 110
 BLUE = "#1f77b4"

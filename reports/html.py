@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 
-from reports.report import (
+from releasesim.reports.report import (
     FIGURES,
     SECTION_ORDER,
     SECTION_TITLES,
@@ -52,7 +52,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def render_html(report: Report, pngs: dict[str, bytes]) -> str:
-    """The page; ``pngs`` maps figure keys (``reports.report.FIGURES``) to PNG bytes."""
+    """The page; ``pngs`` maps figure keys (``releasesim.reports.report.FIGURES``) to PNG bytes."""
     e = html.escape
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

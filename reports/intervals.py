@@ -1,6 +1,6 @@
 """95% confidence intervals used by every report measure: Wilson, bootstrap, t.
 
-Three methods, chosen per measure in ``reports.measures``:
+Three methods, chosen per measure in ``releasesim.reports.measures``:
 
 - ``wilson``: Wilson score interval for a proportion ``k / n``. Used for booleans (the
   share of replications where something happened) and for per-replication fleet

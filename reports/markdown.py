@@ -5,7 +5,7 @@ Must not import ``sim`` or ``model``.
 
 from __future__ import annotations
 
-from reports.report import (
+from releasesim.reports.report import (
     FIGURES,
     SECTION_ORDER,
     SECTION_TITLES,

@@ -1,7 +1,7 @@
 """CI regression mode: compare a run's measures with a committed baseline, with exact tests.
 
 The baseline (``scenarios/ci/baseline.json``, format ``releasesim-baseline/2``) holds, per
-scenario and per measure of ``reports.measures``, the ``mean``, sample ``std``, ``n``
+scenario and per measure of ``releasesim.reports.measures``, the ``mean``, sample ``std``, ``n``
 (replications where the measure is defined) and the per-replication ``values`` themselves
 (6 significant digits). A check compares the current run with it. Every reference
 distribution comes from the baseline and the two replication counts, never from the
@@ -71,9 +71,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports.measures import BY_NAME, INVARIANTS, MEASURES, RESTRICTED_SUFFIX, Measure
-from reports.report import atomic_write
+from releasesim.reports.measures import BY_NAME, INVARIANTS, MEASURES, RESTRICTED_SUFFIX, Measure
+from releasesim.reports.report import atomic_write
 
 FORMAT = "releasesim-baseline/2"
 ALPHA_EXACT = 0.0025

@@ -6,7 +6,7 @@ the time series (``reports.series``) and the figures (``reports.figures``) into 
 ``Report``; ``write_report(run_dir)`` saves the PNGs, ``report.html`` (self-contained),
 ``report.md`` and ``report.json`` (the measure table, headline and warnings) atomically
 (temp file in the same folder, ``os.replace``) and returns their paths. A report opens
-with its headline figures (``reports.measures.HEADLINE``) and a warning for each one that
+with its headline figures (``releasesim.reports.measures.HEADLINE``) and a warning for each one that
 is conditional or censored.
 
 Reads the run directory's files only; must not import ``sim`` or ``model``.
@@ -24,12 +24,16 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
-
-from reports import figures
-from reports.estimates import conditional_warnings, count_label, measure_table, table_records
-from reports.formatting import format_estimate, format_value
-from reports.measures import HEADLINE, INVARIANTS, SECTIONS, per_replication
-from reports.series import down_curves, exposure_curves
+from releasesim.reports import figures
+from releasesim.reports.estimates import (
+    conditional_warnings,
+    count_label,
+    measure_table,
+    table_records,
+)
+from releasesim.reports.formatting import format_estimate, format_value
+from releasesim.reports.measures import HEADLINE, INVARIANTS, SECTIONS, per_replication
+from releasesim.reports.series import down_curves, exposure_curves
 
 RUN_TABLES = ("summary.parquet", "nodes.parquet", "events.parquet")
 MANIFEST = "manifest.json"
@@ -210,7 +214,7 @@ def display_table(report: Report, section: str) -> list[list[str]]:
 
 
 def headline_rows(report: Report) -> list[list[str]]:
-    """The headline rows (``reports.measures.HEADLINE``), formatted like the tables."""
+    """The headline rows (``releasesim.reports.measures.HEADLINE``), formatted like the tables."""
     from_table = report.table.set_index("measure")
     rows = []
     for name in HEADLINE:
@@ -288,8 +292,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
     ``out_dir`` defaults to ``run_dir`` itself. Raises ``ReportError`` when the run
     directory is missing or unreadable.
     """
-    from reports.html import render_html
-    from reports.markdown import render_markdown
+    from releasesim.reports.html import render_html
+    from releasesim.reports.markdown import render_markdown
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir

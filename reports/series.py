@@ -29,9 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from reports.intervals import bootstrap_curve_median
-from reports.measures import activation_times
+from releasesim.reports.intervals import bootstrap_curve_median
+from releasesim.reports.measures import activation_times
 
 GRID_POINTS = 240
 

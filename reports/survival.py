@@ -12,7 +12,7 @@ this module exists to avoid.
   a pointwise 95% interval on the log-log scale (``S ** exp(+-z * se)``), which stays in
   [0, 1]. Ties: events at a time count before censorings at the same time.
 - ``km_quantile(curve, q)``: the ``q`` quantile ``min{t : S(t) <= 1 - q}`` (the same
-  "inverted CDF" convention as ``sim.summary.quantile_time``) and its 95% interval by
+  "inverted CDF" convention as ``releasesim.sim.summary.quantile_time``) and its 95% interval by
   inverting the pointwise band (Brookmeyer-Crowley style: the lower bound is where the
   lower band crosses ``1 - q``, the upper bound where the upper band does). A quantile
   the curve never reaches is ``inf``: reported as "> the longest follow-up" (or "never"

@@ -1,12 +1,12 @@
 """Threshold tuning: the tidy sweep table, the SLO rule and the safety-vs-liveness frontier.
 
 Input: for each grid point, its settings (``{"signers.threshold": "5"}``), its
-per-replication measure values (``reports.measures.per_replication``) and its activation
+per-replication measure values (``releasesim.reports.measures.per_replication``) and its activation
 deadline. Output:
 
 - ``sweep_table``: one row per grid point, P(activated) first, then the main metrics'
   estimate, 95% CI and ``n`` (``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``,
-  ``<metric>_n``), computed with each measure's one method (``reports.estimates``), so a
+  ``<metric>_n``), computed with each measure's one method (``releasesim.reports.estimates``), so a
   sweep row shows what the run's report shows.
 - ``recommend``: the SLO rule. A point is **feasible** when the Wilson 95% *upper* bound
   of P(malicious build approved) is ``<= max_forgery_prob`` and its Kaplan-Meier median
@@ -31,11 +31,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-
-from reports.estimates import estimate, follow_up
-from reports.figures import BLUE, GREY, RED, new_figure, time_unit
-from reports.formatting import format_estimate, format_value
-from reports.measures import BY_NAME, Measure
+from releasesim.reports.estimates import estimate, follow_up
+from releasesim.reports.figures import BLUE, GREY, RED, new_figure, time_unit
+from releasesim.reports.formatting import format_estimate, format_value
+from releasesim.reports.measures import BY_NAME, Measure
 
 SWEEP_METRICS: tuple[str, ...] = (
     "activated",
@@ -49,7 +48,7 @@ SWEEP_METRICS: tuple[str, ...] = (
     "peak_down_fraction",
     "down_over_third",
 )
-"""The sweep's columns: measures of ``reports.measures`` (each with its one interval
+"""The sweep's columns: measures of ``releasesim.reports.measures`` (each with its one interval
 method, as in every report) plus ``activated_on_time`` (an event: activated within the
 deadline of the build, Wilson interval)."""
 PRECISION_METRICS = ("malicious_approved", "activated_on_time")

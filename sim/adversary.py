@@ -4,7 +4,7 @@ When ``signers.compromised`` > 0, at ``adversary.attack_at_s`` the adversary bui
 malicious artifact (real bytes, real BLAKE3 hash), publishes it to the mirrors, signs it
 with the compromised keys only (the first ``compromised`` keys of the initial set, even
 if a rotation has removed them since) and submits it through the real
-``model.governance.propose_release`` with the current signer set and threshold. It gets
+``releasesim.model.governance.propose_release`` with the current signer set and threshold. It gets
 in only if the real quorum check lets it through. An accepted proposal is voted on by
 the validators like any other; if the real tally activates it, the fleet may install it
 (it *is* an approved release), which the summary counts.
@@ -19,12 +19,11 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from model.errors import QuorumError
-from model.governance import propose_release
+from releasesim.model.errors import QuorumError
+from releasesim.model.governance import propose_release
 
 if TYPE_CHECKING:
-    from sim.world import World
+    from releasesim.sim.world import World
 
 
 class Adversary:
@@ -44,7 +43,7 @@ class Adversary:
         at_s = float(world.scenario.adversary.attack_at_s)
         if at_s > 0:
             yield world.timeout(at_s)
-        from sim.world import make_artifact
+        from releasesim.sim.world import make_artifact
 
         data, build_hash = make_artifact(self.rng, "malicious")
         self.build_hash = build_hash

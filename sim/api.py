@@ -1,16 +1,16 @@
 """The Python API for notebooks and scripts: ``run(...)`` returns the tables as DataFrames.
 
-    >>> from sim.api import run
+    >>> from releasesim.sim.api import run
     >>> result = run("lagging_release", replications=8, seed=1,
     ...              set=["fleet.nodes=200"], executor="serial")  # doctest: +SKIP
     >>> result.summary[["replication", "seed", "lagging_fraction"]]  # doctest: +SKIP
-    >>> from reports.blast_radius import blast_radius
+    >>> from releasesim.reports.blast_radius import blast_radius
     >>> blast_radius(result.summary, result.nodes, result.events)  # doctest: +SKIP
 
 ``run`` resolves the scenario exactly as ``releasesim run`` does (a shipped name, a TOML
 path or a ``Scenario`` object, then ``key.path=value`` overrides), validates everything
 before anything runs, and by default writes nothing: pass ``out_dir`` to write a run
-directory. Imports ``sim.scenario`` and ``sim.runner``.
+directory. Imports ``releasesim.sim.scenario`` and ``releasesim.sim.runner``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sim.runner import RunResult, run_scenario
+from releasesim.sim.runner import RunResult, run_scenario
 
 
 def resolve_scenario(
@@ -27,10 +27,10 @@ def resolve_scenario(
 ) -> Any:
     """A validated ``Scenario`` from a name, a path or a ``Scenario``, plus overrides.
 
-    Raises ``sim.errors.ScenarioError`` (file and key path in the message) when the
+    Raises ``releasesim.sim.errors.ScenarioError`` (file and key path in the message) when the
     scenario or an override is invalid.
     """
-    from sim import scenario as scenarios
+    from releasesim.sim import scenario as scenarios
 
     if isinstance(scenario, str | Path):
         source = str(scenario)

@@ -8,7 +8,7 @@ no zero-length timeout) and ``to_dict()`` (the TOML/JSON table form, which
 ``parse_distribution`` reads back). All of them model non-negative quantities, so every
 parameter set is checked in ``__post_init__`` to give a support inside ``[0, inf)``.
 
-The RNG is always passed in; there is no module state. Imports numpy and ``sim.errors``
+The RNG is always passed in; there is no module state. Imports numpy and ``releasesim.sim.errors``
 only; must not import ``simpy``, ``model`` or ``reports``.
 """
 
@@ -21,8 +21,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
-
-from sim.errors import ScenarioError
+from releasesim.sim.errors import ScenarioError
 
 __all__ = [
     "DISTRIBUTIONS",

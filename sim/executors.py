@@ -1,7 +1,7 @@
 """Executors: where the replications of one run are computed.
 
 Three executors map one replication function -- normally
-``sim.world.simulate_replication(scenario, seed, replication, keep_store=None)`` -- over
+``releasesim.sim.world.simulate_replication(scenario, seed, replication, keep_store=None)`` -- over
 ``replication in range(replications)`` and yield the results *as they complete*, so the
 runner can show progress:
 
@@ -18,7 +18,7 @@ in which results arrive never matters: the runner sorts them by replication. Res
 cross process boundaries as plain picklable objects.
 
 Errors a user can cause (bad scheduler URL, unreachable scheduler, Dask missing) raise
-``RunError`` with a one-line message. This module imports nothing from ``sim.world``; it
+``RunError`` with a one-line message. This module imports nothing from ``releasesim.sim.world``; it
 receives the replication function from the runner.
 """
 
@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from model.errors import ReleasesimError
+from releasesim.model.errors import ReleasesimError
 
 EXECUTORS = ("serial", "process", "dask")
 DASK_CONNECT_TIMEOUT_S = 10.0
@@ -142,7 +141,7 @@ def _columnar(result: Any) -> Any:
     with the workers, unpickles each result about 20x faster than a list of tuples. Every
     executor goes through here, so the tables are built the same way whatever runs them.
     """
-    from sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
+    from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
 
     for attr, columns in (("nodes", NODE_COLUMNS), ("events", EVENT_COLUMNS)):
         records = getattr(result, attr, None)

@@ -4,7 +4,7 @@ Nodes are kept small (parallel numpy arrays plus one ``MemorySlot`` per node tha
 references to shared ``bytes``, made at the node's first update: until then the node runs
 the shared previous build; no per-node dicts or history). A node's update is one
 SimPy process, started by the rollout dispatcher at the node's first poll after its
-wave was released (``sim.rollout``):
+wave was released (``releasesim.sim.rollout``):
 
 1. download in rounds of up to ``1 + fleet.max_retries`` attempts, backoff
    ``backoff_base_s * backoff_factor**(j - 1)`` after the ``j``-th failed attempt of a
@@ -19,7 +19,7 @@ wave was released (``sim.rollout``):
    then stops (event ``fetch_stalled``), so one instant cannot repeat forever. Rounds
    are counted per node (``fetch_rounds``), nodes that used up one in
    ``gave_up_nodes``. The download timing is simulated around the real
-   ``model.update.fetch_release`` call (``sim.mirrors``);
+   ``releasesim.model.update.fetch_release`` call (``releasesim.sim.mirrors``);
 2. verification takes ``artifact_size_mb / hash_speed_mbps`` simulated seconds (the
    node's hash speed in MB/s), then the real ``fetch_release`` checks the digest and the
    attestation quorum recorded with the approved release (its signer set and threshold);
@@ -52,18 +52,17 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from releasesim.model.errors import DigestMismatch, ReleaseError, SourceError
+from releasesim.model.slot import MemoryAuditLog, MemorySlot
+from releasesim.model.store import ApprovedRelease, GovernanceStore
+from releasesim.model.update import boot_check, fetch_release, install_release
+from releasesim.sim.mirrors import withdraw_request
 from simpy.core import Environment
 from simpy.events import Event, EventPriority, Process, Timeout
 
-from model.errors import DigestMismatch, ReleaseError, SourceError
-from model.slot import MemoryAuditLog, MemorySlot
-from model.store import ApprovedRelease, GovernanceStore
-from model.update import boot_check, fetch_release, install_release
-from sim.mirrors import withdraw_request
-
 if TYPE_CHECKING:
-    from sim.rollout import Rollout
-    from sim.world import World
+    from releasesim.sim.rollout import Rollout
+    from releasesim.sim.world import World
 
 NAN = math.nan
 MAX_BYTES = 1 << 20
@@ -88,7 +87,7 @@ class NextPoll(Timeout):
 
 
 class SimReleaseStore:
-    """The ``model.update.ReleaseStore`` the nodes use: the real store, approvals cached.
+    """The ``releasesim.model.update.ReleaseStore`` the nodes use: the real store, approvals cached.
 
     ``record_install`` goes straight to the real store (it counts
     ``release_installs_total`` and clamps install times). ``get_approved`` answers from a
@@ -452,7 +451,7 @@ class Fleet:
         append-only (nothing revokes one), so a build was approved at time ``t`` exactly
         when it is approved now and its tally had run by ``t``. A simulated tally closes
         the activation epoch, at its end (``(activated_epoch + 1) * epoch_s``,
-        ``sim.validators``); the previous build was approved at setup, time 0.
+        ``releasesim.sim.validators``); the previous build was approved at setup, time 0.
         """
         if not self.boot_times:
             return 0

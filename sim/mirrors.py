@@ -1,9 +1,9 @@
-"""Simulated release mirrors: the ``model.source.ReleaseSource`` the fleet fetches from.
+"""Simulated release mirrors: the ``releasesim.model.source.ReleaseSource`` the fleet fetches from.
 
-``SimMirror.fetch`` is what the real ``model.update.fetch_release`` calls: it returns the
+``SimMirror.fetch`` is what the real ``releasesim.model.update.fetch_release`` calls: it returns the
 published bytes instantly, or, with probability ``mirrors.corruption_prob``, a copy with
 one real flipped byte, which the real BLAKE3 check in ``fetch_release`` then catches.
-The *timing* lives in SimPy around that call (in ``sim.fleet``): ``capacity``
+The *timing* lives in SimPy around that call (in ``releasesim.sim.fleet``): ``capacity``
 concurrent downloads per mirror (a FIFO counting semaphore whose queued requests
 leave the queue, failed, at the node's fetch timeout), a latency draw, a
 transfer time of ``artifact_size_mb * 8 / bandwidth_mbps`` seconds (bandwidth drawn per
@@ -44,12 +44,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
-
-from model.errors import SourceError
-from sim.distributions import Distribution, Exponential, Fixed, LogNormal, Pareto, Uniform
+from releasesim.model.errors import SourceError
+from releasesim.sim.distributions import (
+    Distribution,
+    Exponential,
+    Fixed,
+    LogNormal,
+    Pareto,
+    Uniform,
+)
 
 if TYPE_CHECKING:
-    from sim.world import World
+    from releasesim.sim.world import World
 
 OK, DOWN, TIMEOUT = 0, 1, 2
 

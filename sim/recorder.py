@@ -5,7 +5,7 @@ of the replication; one event row per governance event); the runner builds DataF
 from them after the run, never the engine. Column names are stable: reports, CI
 baselines and notebooks depend on them. ``NODE_TABLE``, ``EVENT_TABLE`` and
 ``EVENT_KINDS`` document every column and event kind (unit and meaning);
-``docs/metrics.md`` is rendered from them by ``sim.summary.metrics_markdown`` and a test
+``docs/metrics.md`` is rendered from them by ``releasesim.sim.summary.metrics_markdown`` and a test
 checks that every kind the engine records is documented.
 
 Must not import pandas, ``reports`` or anything from ``sim`` beyond the standard library.

@@ -15,10 +15,10 @@ ever made while its signer is offline.
 
 Once the valid attestations from the *current* configured set reach the *current*
 threshold, a validator submits, after ``governance.submit_delay``, through the real
-``model.governance.propose_release``. If a rotation (or a threshold change) left the
+``releasesim.model.governance.propose_release``. If a rotation (or a threshold change) left the
 collected attestations short in between, the real code refuses it with ``QuorumError``
 (counting ``release_quorum_fail_total``); the refusal is recorded and collection resumes.
-The accepted proposal goes to the validators (``sim.validators``).
+The accepted proposal goes to the validators (``releasesim.sim.validators``).
 
 Imports ``model`` and ``numpy``; must not import ``reports``.
 """
@@ -30,13 +30,12 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from model.errors import QuorumError
-from model.governance import propose_release
-from model.quorum import Attestation
+from releasesim.model.errors import QuorumError
+from releasesim.model.governance import propose_release
+from releasesim.model.quorum import Attestation
 
 if TYPE_CHECKING:
-    from sim.world import World
+    from releasesim.sim.world import World
 
 
 class ReleaseManager:
@@ -69,7 +68,7 @@ class ReleaseManager:
         build_at = float(cfg.build_at_s)
         if build_at > 0:
             yield world.timeout(build_at)
-        from sim.world import make_artifact
+        from releasesim.sim.world import make_artifact
 
         self.data, self.build_hash = make_artifact(self.rng, "release")
         self.build_s = world.env.now

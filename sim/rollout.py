@@ -5,7 +5,7 @@ Each activation (the release, or an activated malicious build) starts one ``Roll
 activation) or ``waves``: cumulative fractions ``rollout.waves`` of a random permutation
 of the nodes, wave ``k`` released ``k * rollout.wave_interval_s`` after activation. A
 node learns of the activation at its first poll strictly after it, and of its wave's
-release the same way: it starts updating (``sim.fleet``) at its first poll strictly
+release the same way: it starts updating (``releasesim.sim.fleet``) at its first poll strictly
 after the wave's release time (poll ``j`` of node ``i`` is at ``phase_i + j *
 fleet.poll_interval_s``, phases Uniform(0, interval); ``poll_interval_s = 0``: at once).
 So the nodes of a wave start spread over one poll interval after its release, exactly
@@ -31,12 +31,11 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from releasesim.model.store import ApprovedRelease
 from simpy.events import Timeout
 
-from model.store import ApprovedRelease
-
 if TYPE_CHECKING:
-    from sim.world import World
+    from releasesim.sim.world import World
 
 
 class Rollout:

@@ -1,7 +1,7 @@
 """The runner: many replications of one scenario, their tables, the run directory.
 
-``run_scenario`` maps ``sim.world.simulate_replication(scenario, seed, i)`` over
-``i in range(replications)`` on an executor (``sim.executors``: serial, local process
+``run_scenario`` maps ``releasesim.sim.world.simulate_replication(scenario, seed, i)`` over
+``i in range(replications)`` on an executor (``releasesim.sim.executors``: serial, local process
 pool, Dask), sorts the results by replication, builds the three result tables once at
 the end -- ``summary`` (one row per replication), ``nodes`` (one row per node and
 replication), ``events`` (governance events) -- and, when asked, writes the run
@@ -14,7 +14,7 @@ Seeds: replication ``i`` of a run with seed ``S`` is computed from ``(S, i)`` on
 tables are identical whatever the executor, worker count or completion order.
 
 The printed blast-radius summary (mean and 95% CI of the main metrics) lives in
-``reports.blast_radius``, with the other statistics; the CLI prints it.
+``releasesim.reports.blast_radius``, with the other statistics; the CLI prints it.
 
 Imports ``sim.world`` (lazily, at run time), ``sim.scenario``, ``sim.executors``; never
 ``reports``.
@@ -39,8 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from sim.executors import (
+from releasesim.sim.executors import (
     ExecutorInfo,
     ReplicationFn,
     RunError,
@@ -48,7 +47,7 @@ from sim.executors import (
     execute,
     validate_executor,
 )
-from sim.progress import Progress
+from releasesim.sim.progress import Progress
 
 DEFAULT_REPLICATIONS = 20
 DEFAULT_SEED = 0
@@ -98,8 +97,8 @@ def _column_dtype(values: Sequence[Any]) -> str:
 
 def _summary_columns(results: Sequence[Any]) -> list[str]:
     try:
-        from sim.summary import SUMMARY_COLUMNS
-    except ImportError:  # pragma: no cover - the world always ships sim.summary
+        from releasesim.sim.summary import SUMMARY_COLUMNS
+    except ImportError:  # pragma: no cover - the world always ships releasesim.sim.summary
         SUMMARY_COLUMNS = ()
     columns = list(ID_COLUMNS)
     for name in SUMMARY_COLUMNS:
@@ -168,7 +167,7 @@ def _record_frame(
 
 def nodes_frame(results: Sequence[Any]) -> pd.DataFrame:
     """Per-node outcomes, sorted by replication then node."""
-    from sim.recorder import NODE_COLUMNS
+    from releasesim.sim.recorder import NODE_COLUMNS
 
     sort_by = ["replication"] + [c for c in ("node", "node_id", "node_index") if c in NODE_COLUMNS]
     return _record_frame(results, "nodes", NODE_COLUMNS, sort_by[:2])
@@ -176,7 +175,7 @@ def nodes_frame(results: Sequence[Any]) -> pd.DataFrame:
 
 def events_frame(results: Sequence[Any]) -> pd.DataFrame:
     """Governance events, sorted by replication then time (recording order breaks ties)."""
-    from sim.recorder import EVENT_COLUMNS
+    from releasesim.sim.recorder import EVENT_COLUMNS
 
     return _record_frame(results, "events", EVENT_COLUMNS, ["replication", "time_s"])
 
@@ -350,7 +349,7 @@ def run_scenario(
     (default ``runs/<scenario-name>-<UTC timestamp>``); an existing non-empty ``out_dir``
     is refused before anything runs. ``keep_store`` (True, or a path) exports replication
     0's governance store as ``governance.db`` in the run directory (or at that path).
-    ``replication_fn`` replaces ``sim.world.simulate_replication`` (tests, benchmarks).
+    ``replication_fn`` replaces ``releasesim.sim.world.simulate_replication`` (tests, benchmarks).
     """
     replications, seed, workers = resolve_run_settings(
         scenario,
@@ -361,7 +360,7 @@ def run_scenario(
         scheduler=scheduler,
     )
     if replication_fn is None:
-        from sim.world import simulate_replication
+        from releasesim.sim.world import simulate_replication
 
         replication_fn = simulate_replication
     name = _scenario_name(scenario)
@@ -465,7 +464,7 @@ def build_manifest(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to reproduce and identify the run (written as manifest.json)."""
-    from sim.scenario import config_hash
+    from releasesim.sim.scenario import config_hash
 
     extra_packages = ("dask", "distributed") if executor.name == "dask" else ()
     manifest: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """The release signers of one replication: keys, online/offline churn, rotation, threshold.
 
-Each signer holds a real Ed25519 key (``model.crypto.ReleaseSigner``) derived from the
+Each signer holds a real Ed25519 key (``releasesim.model.crypto.ReleaseSigner``) derived from the
 component's generator. Availability is an alternating renewal process with exponential
 spells: mean offline ``signers.mean_offline_s``, mean online chosen so that the long-run
 fraction online is ``signers.availability``. Each signer starts online with probability
@@ -17,10 +17,10 @@ set are also held by the adversary.
 Every change of a signer's state goes through ``set_online``, which keeps each signer's
 online spells (``spells``: closed ``(start_s, end_s)`` intervals; ``online_spells`` adds
 the spell still open) and calls the listeners: the release manager signs only while a
-signer is online (``sim.release_manager``), so it listens to both directions, and to
+signer is online (``releasesim.sim.release_manager``), so it listens to both directions, and to
 configuration changes. A few signers with a few spells each keep this cheap.
 
-Imports ``simpy``, ``numpy`` and ``model.crypto``; must not import ``reports``.
+Imports ``simpy``, ``numpy`` and ``releasesim.model.crypto``; must not import ``reports``.
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from model.crypto import ReleaseSigner
-from model.quorum import Attestation
+from releasesim.model.crypto import ReleaseSigner
+from releasesim.model.quorum import Attestation
 
 if TYPE_CHECKING:
-    from sim.world import World
+    from releasesim.sim.world import World
 
 
 class SignerPool:

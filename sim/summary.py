@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from sim.recorder import EVENT_KINDS, EVENT_TABLE, NODE_TABLE
+from releasesim.sim.recorder import EVENT_KINDS, EVENT_TABLE, NODE_TABLE
 
 if TYPE_CHECKING:
-    from sim.world import World
+    from releasesim.sim.world import World
 
 NAN = math.nan
 
@@ -240,12 +239,12 @@ INVARIANTS: tuple[str, ...] = (
 
 def metrics_markdown() -> str:
     """``docs/metrics.md``: every column of the summary, node and event tables, and every
-    event kind, with unit and meaning (from ``METRICS`` and ``sim.recorder``)."""
+    event kind, with unit and meaning (from ``METRICS`` and ``releasesim.sim.recorder``)."""
     lines = [
         "# Result tables",
         "",
         "<!-- Generated from sim/summary.py (METRICS) and sim/recorder.py (NODE_TABLE,",
-        "EVENT_TABLE, EVENT_KINDS); do not edit by hand: python -m sim.summary -->",
+        "EVENT_TABLE, EVENT_KINDS); do not edit by hand: python3 tasks.py docs -->",
         "",
         "A run directory holds three tables (Parquet; the summary also as CSV). Times are",
         "simulated seconds since the start of the replication; a time that never happens is",

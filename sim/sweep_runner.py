@@ -4,7 +4,7 @@
   product of override lists (``2..7`` is an integer range; commas inside ``{}``, ``[]``
   or quotes do not split).
 - ``run_sweep``: every grid point is the base scenario plus that point's overrides, run
-  through ``sim.runner.run_scenario`` (any executor) with the **same seed** and therefore
+  through ``releasesim.sim.runner.run_scenario`` (any executor) with the **same seed** and therefore
   the same replication seeds ``(seed, i)``: common random numbers across the grid, so
   differences between settings are not drowned in replication noise. Every point is
   validated before anything runs. With ``until`` (a predicate on the results so far) the
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.api import resolve_scenario
-from sim.errors import ScenarioError
-from sim.runner import RunResult, resolve_run_settings, run_scenario
+from releasesim.sim.api import resolve_scenario
+from releasesim.sim.errors import ScenarioError
+from releasesim.sim.runner import RunResult, resolve_run_settings, run_scenario
 
 _RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
 

@@ -4,7 +4,7 @@
 On each accepted proposal every validator participates with probability
 ``governance.participation`` and, after ``governance.vote_delay``, votes yes with
 probability ``governance.yes_probability`` (else no) through the real
-``model.governance.cast_vote``; a vote the real rules refuse (after the deadline epoch,
+``releasesim.model.governance.cast_vote``; a vote the real rules refuse (after the deadline epoch,
 or once the tally has closed the vote) is recorded as a ``vote_refused`` event. The vote
 quorum is ``governance.vote_quorum`` times the total stake.
 
@@ -27,13 +27,12 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from model.errors import VoteRefused
-from model.governance import cast_vote, tally
-from model.store import Proposal
+from releasesim.model.errors import VoteRefused
+from releasesim.model.governance import cast_vote, tally
+from releasesim.model.store import Proposal
 
 if TYPE_CHECKING:
-    from sim.world import World
+    from releasesim.sim.world import World
 
 
 class Validators:

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 import simpy
-
-from model.crypto import blake3_hex
-from model.governance import cast_vote, propose_release, tally
-from model.store import GovernanceStore
-from sim.recorder import Recorder
+from releasesim.model.crypto import blake3_hex
+from releasesim.model.governance import cast_vote, propose_release, tally
+from releasesim.model.store import GovernanceStore
+from releasesim.sim.recorder import Recorder
 
 COMPONENTS: tuple[str, ...] = (
     "signers",
@@ -71,13 +70,13 @@ class World:
     """Everything one replication owns. Actors reach each other through it."""
 
     def __init__(self, scenario: Any, seed: int, replication: int) -> None:
-        from sim.adversary import Adversary
-        from sim.fleet import Fleet
-        from sim.mirrors import Mirrors
-        from sim.release_manager import ReleaseManager
-        from sim.rollout import RolloutController
-        from sim.signer_pool import SignerPool
-        from sim.validators import Validators
+        from releasesim.sim.adversary import Adversary
+        from releasesim.sim.fleet import Fleet
+        from releasesim.sim.mirrors import Mirrors
+        from releasesim.sim.release_manager import ReleaseManager
+        from releasesim.sim.rollout import RolloutController
+        from releasesim.sim.signer_pool import SignerPool
+        from releasesim.sim.validators import Validators
 
         self.scenario = scenario
         self.seed = int(seed)
@@ -183,7 +182,7 @@ def simulate_replication(
     scenario: Any, seed: int, replication: int, *, keep_store: pathlib.Path | None = None
 ) -> ReplicationResult:
     """Run one replication of ``scenario`` and return its summary, node and event rows."""
-    from sim.summary import summarise
+    from releasesim.sim.summary import summarise
 
     world = World(scenario, seed, replication)
     world.run()

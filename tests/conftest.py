@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from model.crypto import ReleaseSigner
-from model.store import GovernanceStore
+from releasesim.model.crypto import ReleaseSigner
+from releasesim.model.store import GovernanceStore
 
 
 @pytest.fixture

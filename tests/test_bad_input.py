@@ -5,7 +5,7 @@ gets ONE line on stderr naming what was wrong, exit 2 (unusable input) or 1 (ref
 rules), no traceback, and nothing half-written (store bytes, download destination, audit
 log, migrated peer store all unchanged or absent).
 
-Most rows run in-process through ``sim.cli.main`` (fast); a few run the real console script
+Most rows run in-process through ``cli.main.main`` (fast); a few run the real console script
 to prove no traceback escapes the installed entry point. Each table row is
 ``(id, argv, env, exit code, substring of the one-line message)``; ``{ws}``, ``{H}``,
 ``{S1}``, ``{K1}`` are filled in from the workspace fixture.
@@ -26,10 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from model.crypto import ReleaseSigner, blake3_hex
-from sim import cli
-from sim.explorer_http import ExplorerApp, make_server
+from releasesim.cli import main as cli
+from releasesim.explorer.http import ExplorerApp, make_server
+from releasesim.model.crypto import ReleaseSigner, blake3_hex
 
 SIGNERS = [ReleaseSigner.derived(f"bad-input signer {i}") for i in range(3)]
 K1 = SIGNERS[0].public_key

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-import reports.regression as regression
-from reports.measures import MEASURES, per_replication
-from reports.regression import (
+import releasesim.reports.regression as regression
+from releasesim.cli.main import main
+from releasesim.reports.measures import MEASURES, per_replication
+from releasesim.reports.regression import (
     ALPHA_EXACT,
     ALPHA_RANK,
     FAMILY_ALPHA,
@@ -31,8 +31,7 @@ from reports.regression import (
     scenario_entry,
     write_baseline,
 )
-from sim.api import resolve_scenario, run
-from sim.cli import main
+from releasesim.sim.api import resolve_scenario, run
 
 CI_DIR = Path(__file__).resolve().parents[1] / "scenarios" / "ci"
 BASELINE = CI_DIR / "baseline.json"

@@ -1,7 +1,7 @@
 """``releasesim run`` and ``releasesim scenarios`` as a user runs them.
 
 One end-to-end run through the installed console script (a subprocess), the rest
-in-process through ``sim.cli.main`` (same parser and error handling, without paying an
+in-process through ``releasesim.cli.main.main`` (same parser and error handling, without paying an
 interpreter start per case). Bad input must give exit code 2, exactly one line on
 stderr, no traceback and no run directory.
 """
@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from sim.cli import main
+from releasesim.cli.main import main
 
 RELEASESIM = Path(sys.executable).with_name("releasesim")
 SMALL = ["--set", "fleet.nodes=30"]
@@ -166,8 +165,8 @@ def test_shown_scenario_round_trips_through_run(
     assert main(["scenarios", "show", "signer_churn", "--set", "fleet.nodes=20"]) == 0
     path = tmp_path / "mine.toml"
     path.write_text(capsys.readouterr().out)
-    from sim.api import resolve_scenario
-    from sim.scenario import config_hash
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.scenario import config_hash
 
     shown = resolve_scenario(path)
     assert config_hash(shown) == config_hash(resolve_scenario("signer_churn", ["fleet.nodes=20"]))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from model import crypto
-from model.crypto import (
+from releasesim.model import crypto
+from releasesim.model.crypto import (
     ReleaseSigner,
     blake3_hex,
     build_hash_of,
@@ -15,7 +14,7 @@ from model.crypto import (
     release_message,
     verify,
 )
-from model.errors import MalformedInput
+from releasesim.model.errors import MalformedInput
 
 # RFC 8032 section 7.1 (Ed25519): (name, secret key, public key, message, signature).
 _TEST_1024_MESSAGE = (

@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import sim.demo
-from model.crypto import ReleaseSigner
+import releasesim.cli.demo
+from releasesim.model.crypto import ReleaseSigner
 
 _LOCAL = Path(sys.executable).with_name("releasesim")
 RELEASESIM = str(_LOCAL) if _LOCAL.exists() else (shutil.which("releasesim") or "releasesim")
@@ -67,15 +66,15 @@ def test_demo_fails_when_a_step_misbehaves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An inline signer list overriding the demo's config file must make the demo fail."""
-    real_prepare = sim.demo._prepare_env
+    real_prepare = releasesim.cli.demo._prepare_env
 
     def foreign_signers(workdir: Path) -> dict[str, str]:
         env = real_prepare(workdir)
         env["TB_RELEASE_SIGNERS"] = ReleaseSigner.derived("someone else").public_key
         return env
 
-    monkeypatch.setattr(sim.demo, "_prepare_env", foreign_signers)
-    assert sim.demo.run_demo(tmp_path) == 1
+    monkeypatch.setattr(releasesim.cli.demo, "_prepare_env", foreign_signers)
+    assert releasesim.cli.demo.run_demo(tmp_path) == 1
     out = capsys.readouterr().out
     assert "demo FAILED" in out
     assert "UNEXPECTED" in out

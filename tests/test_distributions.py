@@ -14,8 +14,7 @@ import math
 
 import numpy as np
 import pytest
-
-from sim.distributions import (
+from releasesim.sim.distributions import (
     Distribution,
     Exponential,
     Fixed,
@@ -25,7 +24,7 @@ from sim.distributions import (
     distribution_json_schema,
     parse_distribution,
 )
-from sim.errors import ScenarioError
+from releasesim.sim.errors import ScenarioError
 
 N = 200_000
 Z = 5.0

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from model.crypto import ReleaseSigner, blake3_hex
-from model.explorer import (
+from releasesim.model.crypto import ReleaseSigner, blake3_hex
+from releasesim.model.explorer import (
     MAX_PAGE_SIZE,
     InvalidParameter,
     parse_history_query,
@@ -29,9 +28,9 @@ from model.explorer import (
     release_history,
     release_timeline,
 )
-from model.governance import approve_release, propose_release
-from model.quorum import Attestation
-from model.store import ApprovedRelease, GovernanceStore
+from releasesim.model.governance import approve_release, propose_release
+from releasesim.model.quorum import Attestation
+from releasesim.model.store import ApprovedRelease, GovernanceStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "explorer" / "api_schema" / "release_history.json").read_text())
@@ -326,9 +325,9 @@ def test_explorer_reads_a_store_written_by_the_gov_cli(tmp_path: Path) -> None:
 
 # -- a store exported from a simulated replication -----------------------------------------
 def test_explorer_reads_a_store_exported_from_a_simulated_run(tmp_path: Path) -> None:
-    world = pytest.importorskip("sim.world")
-    pytest.importorskip("sim.scenario")
-    from sim.api import resolve_scenario
+    world = pytest.importorskip("releasesim.sim.world")
+    pytest.importorskip("releasesim.sim.scenario")
+    from releasesim.sim.api import resolve_scenario
 
     scenario = resolve_scenario("baseline", ["fleet.nodes=60"])
     kept = tmp_path / "governance.db"

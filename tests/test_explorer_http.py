@@ -22,13 +22,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-from model.crypto import ReleaseSigner, blake3_hex
-from model.explorer import persisted_release_history
-from model.governance import approve_release, propose_release
-from model.quorum import Attestation
-from model.store import GovernanceStore
-from sim.explorer_http import ExplorerApp, ExplorerServer, make_server
+from releasesim.explorer.http import ExplorerApp, ExplorerServer, make_server
+from releasesim.model.crypto import ReleaseSigner, blake3_hex
+from releasesim.model.explorer import persisted_release_history
+from releasesim.model.governance import approve_release, propose_release
+from releasesim.model.quorum import Attestation
+from releasesim.model.store import GovernanceStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "explorer" / "api_schema" / "release_history.json").read_text())

@@ -7,9 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
-
-from model.crypto import ReleaseSigner, build_hash_of, verify_release
-from model.errors import (
+from releasesim.model.crypto import ReleaseSigner, build_hash_of, verify_release
+from releasesim.model.errors import (
     DuplicateRelease,
     MalformedInput,
     QuorumError,
@@ -17,7 +16,7 @@ from model.errors import (
     UnknownProposal,
     VoteRefused,
 )
-from model.governance import (
+from releasesim.model.governance import (
     QUORUM_FAIL,
     VOTES,
     approve_release,
@@ -27,8 +26,8 @@ from model.governance import (
     release_signers,
     tally,
 )
-from model.quorum import Attestation
-from model.store import ApprovedRelease, GovernanceStore
+from releasesim.model.quorum import Attestation
+from releasesim.model.store import ApprovedRelease, GovernanceStore
 
 H = build_hash_of(b"governance artifact 1")
 H2 = build_hash_of(b"governance artifact 2")
@@ -452,7 +451,7 @@ def test_a_failed_approval_rolls_back_the_vote(store, signers):
 
 
 def test_chain_epoch_is_the_latest_recorded_epoch(store, signers):
-    from model.governance import chain_epoch
+    from releasesim.model.governance import chain_epoch
 
     assert chain_epoch(store) == 0
     proposal = propose_release(

@@ -13,14 +13,13 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
-from model.crypto import ReleaseSigner, build_hash_of
-from model.errors import DigestMismatch, RollbackUnavailable, Unauthorized
-from model.governance import approve_release, propose_release
-from model.quorum import Attestation
-from model.slot import MemoryAuditLog, MemorySlot
-from model.store import GovernanceStore
-from model.update import DownloadedRelease, boot_check, install_release
+from releasesim.model.crypto import ReleaseSigner, build_hash_of
+from releasesim.model.errors import DigestMismatch, RollbackUnavailable, Unauthorized
+from releasesim.model.governance import approve_release, propose_release
+from releasesim.model.quorum import Attestation
+from releasesim.model.slot import MemoryAuditLog, MemorySlot
+from releasesim.model.store import GovernanceStore
+from releasesim.model.update import DownloadedRelease, boot_check, install_release
 
 INSTALLS = "release_installs_total"
 SIGNERS = [ReleaseSigner.derived(f"props-{i}") for i in range(3)]

@@ -6,12 +6,11 @@ import math
 import re
 
 import pytest
-
-from model.crypto import build_hash_of
-from model.errors import QuorumError
-from model.governance import approve_release, cast_vote, propose_release
-from model.metrics import render_prometheus
-from model.quorum import Attestation
+from releasesim.model.crypto import build_hash_of
+from releasesim.model.errors import QuorumError
+from releasesim.model.governance import approve_release, cast_vote, propose_release
+from releasesim.model.metrics import render_prometheus
+from releasesim.model.quorum import Attestation
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*"'

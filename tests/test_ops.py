@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from model.errors import InputError, MalformedInput
-from model.overlay import (
+from releasesim.cli.main import main
+from releasesim.model import rollback_drill
+from releasesim.model.errors import InputError, MalformedInput
+from releasesim.model.overlay import (
     b58decode,
     b58encode,
     canonical_peer_id,
@@ -27,9 +28,7 @@ from model.overlay import (
     encode_peer_id,
     migrate_overlay_store,
 )
-from model.release_notes import parse_history, render_markdown, summarise
-from sim import rollback_drill
-from sim.cli import main
+from releasesim.model.release_notes import parse_history, render_markdown, summarise
 
 BIN = Path(sys.executable).parent
 
@@ -302,7 +301,7 @@ def test_rollback_drill_fails_when_the_boot_check_lets_a_bad_build_run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A broken boot check (never refuses) must make the drill exit 1 at step 2."""
-    from model.update import BootResult
+    from releasesim.model.update import BootResult
 
     monkeypatch.setattr(
         rollback_drill, "boot_check", lambda *a, **k: BootResult(True, "0" * 64)

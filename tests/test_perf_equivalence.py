@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sim.distributions import Exponential, Fixed, LogNormal, Pareto, Uniform
+from releasesim.sim.distributions import Exponential, Fixed, LogNormal, Pareto, Uniform
 
 
 @pytest.mark.parametrize(
@@ -37,8 +36,8 @@ def test_sampler_draws_exactly_what_sample_draws(dist) -> None:
 
 
 def test_a_replication_is_identical_when_run_twice() -> None:
-    from sim.api import resolve_scenario
-    from sim.world import simulate_replication
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.world import simulate_replication
 
     scenario = resolve_scenario("lagging_release", ["fleet.nodes=300"])
     a = simulate_replication(scenario, 3, 1)

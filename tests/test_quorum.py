@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
-from model.crypto import ReleaseSigner, build_hash_of
-from model.errors import QuorumError
-from model.quorum import Attestation, evaluate_quorum, require_quorum
+from releasesim.model.crypto import ReleaseSigner, build_hash_of
+from releasesim.model.errors import QuorumError
+from releasesim.model.quorum import Attestation, evaluate_quorum, require_quorum
 
 S = [ReleaseSigner.derived(f"quorum-{i}") for i in range(4)]
 K = [s.public_key for s in S]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from model.crypto import ReleaseSigner, build_hash_of
-from model.errors import QuorumError
-from model.quorum import Attestation, evaluate_quorum, require_quorum
+from releasesim.model.crypto import ReleaseSigner, build_hash_of
+from releasesim.model.errors import QuorumError
+from releasesim.model.quorum import Attestation, evaluate_quorum, require_quorum
 
 TRUSTED = [ReleaseSigner.derived(f"props-trusted-{i}") for i in range(6)]
 UNTRUSTED = [ReleaseSigner.derived(f"props-untrusted-{i}") for i in range(2)]

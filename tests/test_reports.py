@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-from reports.estimates import measure_table
-from reports.intervals import bootstrap, t975, t_interval, wilson
-from reports.measures import (
+from releasesim.cli.main import main
+from releasesim.reports.estimates import measure_table
+from releasesim.reports.intervals import bootstrap, t975, t_interval, wilson
+from releasesim.reports.measures import (
     BEGIN_MARK,
     END_MARK,
     MEASURES,
@@ -23,10 +23,9 @@ from reports.measures import (
     measures_markdown,
     per_replication,
 )
-from reports.report import FIGURES, build_report, load_run, write_report
-from reports.series import down_curves, down_intervals, exposure_curves, peak_down
-from sim.api import run
-from sim.cli import main
+from releasesim.reports.report import FIGURES, build_report, load_run, write_report
+from releasesim.reports.series import down_curves, down_intervals, exposure_curves, peak_down
+from releasesim.sim.api import run
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "reports.md"
 NODES = 60
@@ -88,7 +87,7 @@ def test_bootstrap_is_reproducible_and_brackets_the_median() -> None:
 def test_measure_docs_are_in_sync() -> None:
     text = DOCS.read_text(encoding="utf-8")
     generated = text[text.index(BEGIN_MARK) + len(BEGIN_MARK):text.index(END_MARK)]
-    assert generated.strip() == measures_markdown().strip(), "run: python -m reports.measures"
+    assert generated.strip() == measures_markdown().strip(), "run: python3 tasks.py docs"
     assert len({m.name for m in MEASURES}) == len(MEASURES)
     assert all(m.method in METHODS for m in MEASURES)
 

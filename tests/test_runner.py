@@ -1,7 +1,7 @@
 """The runner: identical tables for every executor, the run directory, the statistics.
 
 Small fleets (``fleet.nodes=40``) keep the whole module to a few seconds plus one Dask
-LocalCluster start. Every run uses the real ``sim.world.simulate_replication``.
+LocalCluster start. Every run uses the real ``releasesim.sim.world.simulate_replication``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
-
-from model.store import GovernanceStore
-from reports.blast_radius import blast_radius, format_blast_radius
-from reports.intervals import t975, t_interval, wilson
-from sim.api import resolve_scenario, run
-from sim.executors import RunError, chunk_size, validate_scheduler
-from sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
-from sim.runner import INVARIANT_COLUMNS, RunResult, run_scenario
-from sim.world import simulate_replication
+from releasesim.model.store import GovernanceStore
+from releasesim.reports.blast_radius import blast_radius, format_blast_radius
+from releasesim.reports.intervals import t975, t_interval, wilson
+from releasesim.sim.api import resolve_scenario, run
+from releasesim.sim.executors import RunError, chunk_size, validate_scheduler
+from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
+from releasesim.sim.runner import INVARIANT_COLUMNS, RunResult, run_scenario
+from releasesim.sim.world import simulate_replication
 
 NODES = 40
 REPS = 4
@@ -139,7 +138,7 @@ def test_run_directory_contents_and_manifest(scenario: Any, tmp_path: Path) -> N
     assert manifest["replication_seeds"] == [[0, 5], [1, 5], [2, 5]]
     assert manifest["executor"] == "serial" and manifest["workers"] == 1
     assert manifest["scenario"] == json.loads(json.dumps(scenario.to_dict()))
-    from sim.scenario import config_hash
+    from releasesim.sim.scenario import config_hash
 
     assert manifest["config_hash"] == config_hash(scenario)
     for package in ("releasesim", "simpy", "numpy", "pandas", "pynacl", "blake3", "pyarrow"):
@@ -221,7 +220,7 @@ def test_api_run_returns_tables_and_writes_nothing(
 
 
 def test_api_rejects_bad_settings() -> None:
-    from sim.errors import ScenarioError
+    from releasesim.sim.errors import ScenarioError
 
     with pytest.raises(ScenarioError):
         run("no_such_scenario", replications=1, executor="serial")

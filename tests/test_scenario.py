@@ -10,10 +10,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-from sim.distributions import Exponential, Fixed, LogNormal
-from sim.errors import ScenarioError
-from sim.scenario import (
+from releasesim.sim.distributions import Exponential, Fixed, LogNormal
+from releasesim.sim.errors import ScenarioError
+from releasesim.sim.scenario import (
     DOCS_PATH,
     KNOBS,
     SCENARIO_DIR,
@@ -442,7 +441,7 @@ def test_knob_table_covers_every_knob_with_a_unit_column() -> None:
 def test_docs_contain_the_generated_knob_reference() -> None:
     docs = DOCS_PATH.read_text()
     assert render_knob_docs() in docs, (
-        "docs/scenarios.md is out of date: run `python -m sim.scenario docs`"
+        "docs/scenarios.md is out of date: run `python -m releasesim.sim.scenario docs`"
     )
     for knob in KNOBS:
         assert f"`{knob.key}`" in docs

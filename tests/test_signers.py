@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from model.crypto import ReleaseSigner
-from model.errors import SignerConfigError
-from model.signers import (
+from releasesim.model.crypto import ReleaseSigner
+from releasesim.model.errors import SignerConfigError
+from releasesim.model.signers import (
     DEFAULT_SIGNERS_FILE,
     ENV_SIGNERS,
     ENV_SIGNERS_FILE,

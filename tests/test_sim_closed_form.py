@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from sim.api import resolve_scenario
-from sim.recorder import NODE_COLUMNS
-from sim.world import simulate_replication
+from releasesim.sim.api import resolve_scenario
+from releasesim.sim.recorder import NODE_COLUMNS
+from releasesim.sim.world import simulate_replication
 
 Z = 4.5
 COL = {name: i for i, name in enumerate(NODE_COLUMNS)}

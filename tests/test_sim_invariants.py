@@ -6,10 +6,9 @@ import math
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from sim.api import resolve_scenario
-from sim.summary import INVARIANTS
-from sim.world import simulate_replication
+from releasesim.sim.api import resolve_scenario
+from releasesim.sim.summary import INVARIANTS
+from releasesim.sim.world import simulate_replication
 
 FRACTIONS = (
     "lagging_fraction",

@@ -20,11 +20,10 @@ import math
 from typing import Any
 
 import pytest
-
-from sim.api import resolve_scenario
-from sim.recorder import NODE_COLUMNS
-from sim.summary import summarise
-from sim.world import World, simulate_replication
+from releasesim.sim.api import resolve_scenario
+from releasesim.sim.recorder import NODE_COLUMNS
+from releasesim.sim.summary import summarise
+from releasesim.sim.world import World, simulate_replication
 
 Z = 4.5
 COL = {name: i for i, name in enumerate(NODE_COLUMNS)}

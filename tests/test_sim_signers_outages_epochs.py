@@ -16,12 +16,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from model.explorer import release_history
-from sim.api import resolve_scenario
-from sim.distributions import Distribution, Exponential, Fixed, LogNormal, Pareto, Uniform
-from sim.mirrors import equilibrium_residuals
-from sim.world import World, simulate_replication
+from releasesim.model.explorer import release_history
+from releasesim.sim.api import resolve_scenario
+from releasesim.sim.distributions import (
+    Distribution,
+    Exponential,
+    Fixed,
+    LogNormal,
+    Pareto,
+    Uniform,
+)
+from releasesim.sim.mirrors import equilibrium_residuals
+from releasesim.sim.world import World, simulate_replication
 
 Z = 4.0
 

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from sim.api import resolve_scenario
-from sim.recorder import NODE_COLUMNS
-from sim.summary import summarise
-from sim.world import World, simulate_replication
+from releasesim.sim.api import resolve_scenario
+from releasesim.sim.recorder import NODE_COLUMNS
+from releasesim.sim.summary import summarise
+from releasesim.sim.world import World, simulate_replication
 
 Z = 4.0
 KS_X = 2.2

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from model.store import GovernanceStore
-from sim.api import resolve_scenario
-from sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
-from sim.summary import INVARIANTS, SUMMARY_COLUMNS, metrics_markdown
-from sim.world import ReplicationResult, simulate_replication
+from releasesim.model.store import GovernanceStore
+from releasesim.sim.api import resolve_scenario
+from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
+from releasesim.sim.summary import INVARIANTS, SUMMARY_COLUMNS, metrics_markdown
+from releasesim.sim.world import ReplicationResult, simulate_replication
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 
@@ -82,7 +81,7 @@ def test_a_release_that_is_never_activated_gives_nan_times() -> None:
 def test_metrics_doc_is_in_sync() -> None:
     assert DOCS.read_text(encoding="utf-8") == metrics_markdown(), (
         "docs/metrics.md is stale: regenerate it with "
-        "python -m sim.summary"
+        "python3 tasks.py docs"
     )
 
 
@@ -121,7 +120,7 @@ def _recorded_kinds() -> set[str]:
 
 
 def test_every_event_kind_is_documented_and_every_documented_kind_is_recorded() -> None:
-    from sim.recorder import EVENT_KINDS
+    from releasesim.sim.recorder import EVENT_KINDS
 
     recorded = _recorded_kinds()
     assert len(recorded) > 15

@@ -16,11 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from model.crypto import build_hash_of
-from model.errors import DigestMismatch, SourceError
-from model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, ENV_SOURCE_URL, UrlSource
-from model.update import fetch_release
+from releasesim.model.crypto import build_hash_of
+from releasesim.model.errors import DigestMismatch, SourceError
+from releasesim.model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, ENV_SOURCE_URL, UrlSource
+from releasesim.model.update import fetch_release
 
 GOOD = b"the-block node binary v1.2.3\n" * 100
 GOOD_HASH = build_hash_of(GOOD)

@@ -12,10 +12,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-
-from model.errors import StoreError
-from model.quorum import Attestation
-from model.store import APPLICATION_ID, SCHEMA_VERSION, GovernanceStore
+from releasesim.model.errors import StoreError
+from releasesim.model.quorum import Attestation
+from releasesim.model.store import APPLICATION_ID, SCHEMA_VERSION, GovernanceStore
 
 H1 = "ab" * 32
 H2 = "cd" * 32
@@ -201,7 +200,7 @@ def test_a_failed_transaction_leaves_nothing(store):
 _WORKER = textwrap.dedent(
     """
     import sys
-    from model.store import GovernanceStore
+    from releasesim.model.store import GovernanceStore
     path, who = sys.argv[1], sys.argv[2]
     sys.stdin.readline()  # start gate: both workers begin together
     with GovernanceStore.open(path) as store:

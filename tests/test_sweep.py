@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from reports.sweep import frontier_figure, recommend
-from sim.cli import main
-from sim.errors import ScenarioError
-from sim.sweep_runner import grid_points, parse_grid, run_sweep, split_values
+from releasesim.cli.main import main
+from releasesim.reports.sweep import frontier_figure, recommend
+from releasesim.sim.errors import ScenarioError
+from releasesim.sim.sweep_runner import grid_points, parse_grid, run_sweep, split_values
 
 
 @pytest.mark.parametrize(

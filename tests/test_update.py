@@ -11,12 +11,11 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from model.crypto import ReleaseSigner, build_hash_of
-from model.errors import DigestMismatch, QuorumError, RollbackUnavailable, Unauthorized
-from model.governance import approve_release, propose_release
-from model.quorum import Attestation
-from model.slot import (
+from releasesim.model.crypto import ReleaseSigner, build_hash_of
+from releasesim.model.errors import DigestMismatch, QuorumError, RollbackUnavailable, Unauthorized
+from releasesim.model.governance import approve_release, propose_release
+from releasesim.model.quorum import Attestation
+from releasesim.model.slot import (
     ENV_AUDIT_LOG,
     ENV_NODE_BINARY,
     ENV_PREVIOUS_BINARY,
@@ -26,9 +25,9 @@ from model.slot import (
     MemorySlot,
     SlotError,
 )
-from model.source import UrlSource
-from model.store import GovernanceStore
-from model.update import (
+from releasesim.model.source import UrlSource
+from releasesim.model.store import GovernanceStore
+from releasesim.model.update import (
     DownloadedRelease,
     InstallRecord,
     boot_check,

@@ -1,10 +1,10 @@
 """The seed's rollback drill, rehearsed offline in a folder with real files and the real code.
 
 Setup (in ``workdir``): three drill signers (threshold 2), a SQLite governance store with two
-releases proposed, attested and approved through ``model.governance`` (a known-good build
+releases proposed, attested and approved through ``releasesim.model.governance`` (a known-good build
 and the current build), a mirror folder serving ``<hash>.bin`` (``file://``, or an HTTP
 server on 127.0.0.1), and a node binary slot running the current build, installed with
-``model.update.install_release``.
+``releasesim.model.update.install_release``.
 
 Steps (each printed with its outcome; the drill stops at the first step that misbehaves):
 
@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.crypto import ReleaseSigner, build_hash_of
-from model.errors import ReleasesimError
-from model.governance import INSTALLS, approve_release, propose_release
-from model.quorum import Attestation
-from model.slot import FileAuditLog, FileSlot, atomic_write
-from model.source import UrlSource
-from model.store import GovernanceStore
-from model.update import boot_check, fetch_release, install_release
+from releasesim.model.crypto import ReleaseSigner, build_hash_of
+from releasesim.model.errors import ReleasesimError
+from releasesim.model.governance import INSTALLS, approve_release, propose_release
+from releasesim.model.quorum import Attestation
+from releasesim.model.slot import FileAuditLog, FileSlot, atomic_write
+from releasesim.model.source import UrlSource
+from releasesim.model.store import GovernanceStore
+from releasesim.model.update import boot_check, fetch_release, install_release
 
 KNOWN_GOOD = b"the-block node v1.4.2 (drill known-good)\n" + bytes(range(256)) * 4
 CURRENT = b"the-block node v1.5.0 (drill current)\n" + bytes(range(255, -1, -1)) * 4

@@ -13,7 +13,7 @@ before any replication runs; a user's mistake is one line on stderr and exit cod
 ``run`` prints the blast-radius summary on stdout and a final one-line report on stderr;
 it exits 1 when an invariant column is non-zero in any replication.
 
-Wiring only: the work is in ``sim.api``/``sim.runner``; ``sim.cli`` registers this module.
+Wiring only: the work is in ``sim.api``/``sim.runner``; ``cli.main`` registers this module.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model.errors import ReleasesimError
-from sim.cli_args import EXIT_USAGE, fail, positive_int, seed
-from sim.errors import ScenarioError
-from sim.executors import EXECUTORS, probe_scheduler
+from releasesim.cli.args import EXIT_USAGE, fail, positive_int, seed
+from releasesim.model.errors import ReleasesimError
+from releasesim.sim.errors import ScenarioError
+from releasesim.sim.executors import EXECUTORS, probe_scheduler
 
 EXIT_OK = 0
 EXIT_INVARIANT = 1
@@ -94,9 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from reports.blast_radius import blast_radius, blast_radius_json, format_blast_radius
-    from sim.api import resolve_scenario
-    from sim.runner import check_out_dir, resolve_run_settings, run_label, run_scenario
+    from releasesim.reports.blast_radius import blast_radius, blast_radius_json, format_blast_radius
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.runner import check_out_dir, resolve_run_settings, run_label, run_scenario
 
     settings = {
         "replications": args.replications,
@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(format_blast_radius(table, result.manifest, result.invariant_violations, reps))
     if result.out_dir is not None:
-        from reports.report import ReportError, write_report
+        from releasesim.reports.report import ReportError, write_report
 
         try:
             written = write_report(result.out_dir)
@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios_list(args: argparse.Namespace) -> int:
-    from sim.scenario import list_scenarios
+    from releasesim.sim.scenario import list_scenarios
 
     try:
         entries = list_scenarios()
@@ -165,15 +165,15 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios_schema(args: argparse.Namespace) -> int:
-    from sim.scenario import json_schema
+    from releasesim.sim.scenario import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK
 
 
 def cmd_scenarios_show(args: argparse.Namespace) -> int:
-    from sim.api import resolve_scenario
-    from sim.runner import _json_safe as json_safe  # NaN/inf -> null, as in the manifest
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.runner import _json_safe as json_safe  # NaN/inf -> null, as in the manifest
 
     try:
         scenario = resolve_scenario(args.name, args.overrides)
@@ -188,8 +188,8 @@ def cmd_scenarios_show(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios_validate(args: argparse.Namespace) -> int:
-    from sim.api import resolve_scenario
-    from sim.scenario import config_hash
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.scenario import config_hash
 
     for name in args.names:
         try:

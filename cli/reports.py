@@ -13,8 +13,8 @@ Exit codes: 0 ok; 1 ``check`` found a regression or a violated invariant (``swee
 never; a sweep with SLOs and no feasible setting still exits 0 and says so); 2 unusable
 input (bad scenario, grid, run directory or baseline: one line on stderr).
 
-Wiring only: runs go through ``sim.sweep_runner`` (the runner and its executors), tables
-and figures come from ``reports``. Registered by ``sim.cli``.
+Wiring only: runs go through ``releasesim.sim.sweep_runner`` (the runner and its executors), tables
+and figures come from ``reports``. Registered by ``releasesim.cli.main``.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model.errors import ReleasesimError
-from sim.cli_args import fail, positive_float, positive_int, probability, seed
-from sim.errors import ScenarioError
-from sim.executors import EXECUTORS, RunError
+from releasesim.cli.args import fail, positive_float, positive_int, probability, seed
+from releasesim.model.errors import ReleasesimError
+from releasesim.sim.errors import ScenarioError
+from releasesim.sim.executors import EXECUTORS, RunError
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
-DEFAULT_CI_DIR = Path("scenarios") / "ci"
+CI_SUITE = "ci"
+"""The CI suite shipped with the scenarios (``releasesim.scenarios/ci``)."""
 BASELINE_NAME = "baseline.json"
 
 
@@ -85,8 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run each CI scenario, check the invariants and the forgery-free "
                     "safety measures, compare every other measure with the committed "
                     "baseline by an exact test (docs/reports.md).")
-    check.add_argument("directory", nargs="?", type=Path, default=DEFAULT_CI_DIR, metavar="DIR",
-                       help="directory of CI scenarios (default scenarios/ci)")
+    check.add_argument("directory", nargs="?", type=Path, default=None, metavar="DIR",
+                       help="directory of CI scenarios (default: the shipped CI suite, "
+                            "scenarios/ci)")
     check.add_argument("--baseline", type=Path, metavar="FILE",
                        help="baseline file (default DIR/baseline.json)")
     check.add_argument("--update-baseline", action="store_true",
@@ -99,8 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report_errors() -> tuple[type[BaseException], ...]:
-    from reports.regression import BaselineError
-    from reports.report import ReportError
+    from releasesim.reports.regression import BaselineError
+    from releasesim.reports.report import ReportError
 
     return (ScenarioError, ReportError, BaselineError, RunError, ReleasesimError)
 
@@ -109,7 +111,7 @@ def _report_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.report import write_report
+    from releasesim.reports.report import write_report
 
     try:
         paths = write_report(args.run_dir, args.out)
@@ -128,28 +130,28 @@ def _deadline(scenario: Any, args: argparse.Namespace) -> float:
         return float(args.deadline_s)
     if args.max_activation_s is not None:
         return float(args.max_activation_s)
-    from sim.sweep_runner import default_deadline_s
+    from releasesim.sim.sweep_runner import default_deadline_s
 
     return default_deadline_s(scenario)
 
 
 def _values(result: Any) -> Any:
-    from reports.measures import per_replication
+    from releasesim.reports.measures import per_replication
 
     return per_replication(result.summary, result.nodes, result.events)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from reports.report import atomic_write, figure_png
-    from reports.sweep import (
+    from releasesim.reports.report import atomic_write, figure_png
+    from releasesim.reports.sweep import (
         frontier_figure,
         max_half_width,
         recommend,
         sweep_markdown,
         sweep_table,
     )
-    from sim.api import resolve_scenario
-    from sim.sweep_runner import SweepRun, parse_grid, run_sweep
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.sweep_runner import SweepRun, parse_grid, run_sweep
 
     try:
         grid = parse_grid(args.grid)
@@ -213,7 +215,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _format_sweep(table: Any) -> str:
-    from reports.formatting import format_estimate
+    from releasesim.reports.formatting import format_estimate
 
     def ci(row: Any, name: str, unit: str) -> str:
         follow = float(row.get(name + "_follow_up", math.nan))
@@ -239,10 +241,14 @@ def _format_sweep(table: Any) -> str:
 # --------------------------------------------------------------------------- check
 
 
+def _installed(path: Path) -> bool:
+    """Is ``path`` inside an installed package (site-packages), not a checkout?"""
+    return any(part in ("site-packages", "dist-packages") for part in path.resolve().parts)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
-
-    from reports.regression import (
+    from releasesim.reports.regression import (
         compare,
         failed,
         format_diff,
@@ -252,12 +258,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         scenario_entry,
         write_baseline,
     )
-    from reports.report import atomic_write
-    from sim.sweep_runner import run_suite
+    from releasesim.reports.report import atomic_write
+    from releasesim.sim.scenario import SCENARIO_DIR
+    from releasesim.sim.sweep_runner import run_suite
 
-    directory: Path = args.directory
+    directory: Path = args.directory or SCENARIO_DIR / CI_SUITE
     baseline_path = args.baseline or directory / BASELINE_NAME
     try:
+        if args.update_baseline and args.baseline is None and _installed(directory):
+            raise ScenarioError("the shipped CI suite is part of the installed package; "
+                                "copy it and pass its DIR (or --baseline FILE) to update a "
+                                "baseline", source=str(directory))
         if not directory.is_dir():
             raise ScenarioError("not a directory of CI scenarios", source=str(directory))
         baseline = None if args.update_baseline else read_baseline(baseline_path)
@@ -268,7 +279,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     entries, frames = {}, []
     for path, scenario, result in suite:
         values = _values(result)
-        from sim.scenario import config_hash
+        from releasesim.sim.scenario import config_hash
 
         info = {"file": path.name, "seed": result.manifest.get("seed"),
                 "config_hash": config_hash(scenario)}

@@ -6,12 +6,12 @@ proposes it with threshold 2 (after showing a short quorum being refused), appro
 serves it from a local ``file://`` release source, fetches and installs it into a node
 binary slot, passes the boot check, then stages a corrupted binary and shows the boot
 check refusing it, rolling back and writing the audit record, and finally prints the
-metrics. Each step runs ``releasesim ...`` as a subprocess (``python -m sim.cli``) with
+metrics. Each step runs ``releasesim ...`` as a subprocess (``python -m releasesim``) with
 a prepared environment, and is printed with the equivalent shell command, so the output
 doubles as a CLI tutorial. Exit code 0 only when every step behaved as expected.
 
 This is a stable command: ``make demo`` may later run the simulator too, but
-``releasesim demo`` stays the governance walk-through. Uses ``model.crypto`` only to
+``releasesim demo`` stays the governance walk-through. Uses ``releasesim.model.crypto`` only to
 make keys, sign and hash (the build infrastructure's job); everything else goes through
 the CLI.
 """
@@ -30,9 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.crypto import ReleaseSigner, blake3_hex
+from releasesim.model.crypto import ReleaseSigner, blake3_hex
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _CLEARED_ENV = (
     "TB_RELEASE_SIGNERS",
     "TB_RELEASE_SIGNERS_FILE",
@@ -107,7 +106,7 @@ class Demo:
         """Run ``releasesim argv`` as a user would and check its exit code and output."""
         print(f"$ releasesim {self._show(argv)}")
         proc = subprocess.run(
-            [sys.executable, "-m", "sim.cli", *argv],
+            [sys.executable, "-m", "releasesim", *argv],
             cwd=self.workdir,
             env=self.env,
             capture_output=True,
@@ -131,9 +130,6 @@ class Demo:
 
 def _prepare_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-    )
     env.update(
         TB_GOV_DB_PATH=str(workdir / "governance.db"),
         TB_RELEASE_SOURCE_URL=(workdir / "releases").as_uri(),

@@ -17,7 +17,7 @@ Every sub-command takes ``--state PATH`` (else ``TB_GOV_DB_PATH``, else
 can only fail on an empty store, never create a missing store: they see an empty one.
 
 **Chain epoch.** The CLI has no chain to ask, so the current epoch is the store's
-(``model.governance.chain_epoch``: the latest epoch at which anything was recorded, 0
+(``releasesim.model.governance.chain_epoch``: the latest epoch at which anything was recorded, 0
 for a new store); ``--epoch E`` acts at epoch E instead, which is how time advances. A
 proposal gets ``deadline = epoch + --vote-period`` (default 0), and ``approve-release``
 tallies as soon as ``epoch >= deadline``, so ``propose-release`` then ``approve-release``
@@ -25,7 +25,7 @@ with the defaults activates the release, however much wall-clock time passes bet
 
 Exit codes: 0 success, 1 refused by the rules, 2 unusable input. This module only
 parses, calls ``model`` and prints; the rules live in ``model``. Errors derived from
-``model.errors.ReleasesimError`` are turned into one line by ``sim.cli``.
+``releasesim.model.errors.ReleasesimError`` are turned into one line by ``releasesim.cli.main``.
 """
 
 from __future__ import annotations
@@ -44,8 +44,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from model.crypto import build_hash_of, parse_hash
-from model.errors import (
+from releasesim.cli.args import (
+    MAX_INT,
+    finite_non_negative,
+    non_empty,
+    non_negative_int,
+    positive_seconds,
+    strict_positive_int,
+)
+from releasesim.model.crypto import build_hash_of, parse_hash
+from releasesim.model.errors import (
     InputError,
     MalformedInput,
     QuorumError,
@@ -54,7 +62,7 @@ from model.errors import (
     StoreError,
     UnknownProposal,
 )
-from model.governance import (
+from releasesim.model.governance import (
     approve_release,
     cast_vote,
     chain_epoch,
@@ -63,20 +71,17 @@ from model.governance import (
     release_signers,
     tally,
 )
-from model.metrics import render_prometheus
-from model.quorum import Attestation, threshold_problem
-from model.signers import load_signer_config
-from model.slot import FileAuditLog, FileSlot
-from model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlSource
-from model.store import CHOICES, GovernanceStore, Proposal
-from model.update import boot_check, ensure_release_authorized, fetch_release, install_release
-from sim.cli_args import (
-    MAX_INT,
-    finite_non_negative,
-    non_empty,
-    non_negative_int,
-    positive_seconds,
-    strict_positive_int,
+from releasesim.model.metrics import render_prometheus
+from releasesim.model.quorum import Attestation, threshold_problem
+from releasesim.model.signers import load_signer_config
+from releasesim.model.slot import FileAuditLog, FileSlot
+from releasesim.model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlSource
+from releasesim.model.store import CHOICES, GovernanceStore, Proposal
+from releasesim.model.update import (
+    boot_check,
+    ensure_release_authorized,
+    fetch_release,
+    install_release,
 )
 
 ENV_DB_PATH = "TB_GOV_DB_PATH"
@@ -661,6 +666,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     add("metrics", cmd_metrics, "Prometheus text exposition of the release counters")
 
-    from sim import demo
+    from releasesim.cli import demo
 
     demo.register(sub)

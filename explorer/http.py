@@ -20,7 +20,7 @@ Cache: successful ``/releases`` and ``/releases/timeline`` bodies are cached for
 case-folded, page size capped) and the resolved store path. The clock is injected
 (``time.monotonic`` by default) so tests move time without sleeping. On each cache miss
 of ``/releases`` the proposer/activation metadata is persisted to the ``release_history``
-table (``model.explorer.persist_release_history``); if the store cannot be written
+table (``releasesim.model.explorer.persist_release_history``); if the store cannot be written
 (read-only file, busy) the page is still served and the failure is logged.
 
 Every request opens its own connection to the store (SQLite handles concurrent readers),
@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
-from model.errors import InputError, ReleasesimError, StoreError
-from model.explorer import (
+from releasesim.model.errors import InputError, ReleasesimError, StoreError
+from releasesim.model.explorer import (
     InvalidParameter,
     history_page,
     parse_history_query,
@@ -52,8 +52,8 @@ from model.explorer import (
     persist_release_history,
     release_timeline,
 )
-from model.metrics import render_prometheus
-from model.store import GovernanceStore
+from releasesim.model.metrics import render_prometheus
+from releasesim.model.store import GovernanceStore
 
 CACHE_TTL_S = 15.0
 MAX_CACHE_ENTRIES = 256

@@ -13,7 +13,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from model.errors import ReleasesimError
+from releasesim.cli import explorer, gov, ops, reports, run
+from releasesim.model.errors import ReleasesimError
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -28,22 +29,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sim import cli_gov
-
     parser = _Parser(
         prog="releasesim",
         description="Simulate and operate a governance-secured release flow.",
     )
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    cli_gov.register(sub)
-    for name in ("cli_run", "cli_explorer", "cli_ops", "cli_reports"):
-        try:
-            module = __import__(f"sim.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sim.{name}":
-                raise
-            continue
+    for module in (gov, run, explorer, ops, reports):
         module.register(sub)
     return parser
 

@@ -10,10 +10,10 @@ Sub-commands::
 ``--state`` defaults like every ``gov`` command (``TB_GOV_DB_PATH``, else
 ``~/.the_block/governance.db``). ``release-history`` and ``timeline`` never write the
 store; a missing store reads as empty (as for ``gov proposals``). ``serve`` runs
-``sim.explorer_http`` until interrupted and prints the URL it serves on.
+``releasesim.explorer.http`` until interrupted and prints the URL it serves on.
 
-Only parses, calls ``model.explorer`` / ``sim.explorer_http`` and prints; errors derived
-from ``ReleasesimError`` become one line via ``sim.cli``.
+Only parses, calls ``model.explorer`` / ``explorer.http`` and prints; errors derived
+from ``ReleasesimError`` become one line via ``releasesim.cli.main``.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ import json
 import sys
 from typing import Any
 
-from model.errors import MalformedInput
-from model.explorer import (
+from releasesim.cli.args import non_empty, port, strict_int
+from releasesim.cli.gov import guard, open_store, store_path
+from releasesim.explorer.http import ExplorerApp, make_server
+from releasesim.model.errors import MalformedInput
+from releasesim.model.explorer import (
     DEFAULT_BUCKET_S,
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     InvalidParameter,
     release_timeline,
 )
-from model.explorer import release_history as history_query
-from sim.cli_args import non_empty, port, strict_int
-from sim.cli_gov import guard, open_store, store_path
-from sim.explorer_http import ExplorerApp, make_server
+from releasesim.model.explorer import release_history as history_query
 
 DEFAULT_PORT = 8088
 

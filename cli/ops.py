@@ -7,9 +7,9 @@ Sub-commands::
     ops rollback-drill [--workdir DIR] [--source file|http] [--json]
 
 ``migrate-overlay-store`` defaults to ``~/.the_block/overlay_peers.json`` ->
-``~/.the_block/overlay/peers.json`` (``model.overlay``); ``release-notes`` reads
-``<D>/governance/backend_history.jsonl`` or ``FILE`` (``model.release_notes``);
-``rollback-drill`` runs ``sim.rollback_drill`` in a temporary folder (kept only with
+``~/.the_block/overlay/peers.json`` (``releasesim.model.overlay``); ``release-notes`` reads
+``<D>/governance/backend_history.jsonl`` or ``FILE`` (``releasesim.model.release_notes``);
+``rollback-drill`` runs ``releasesim.model.rollback_drill`` in a temporary folder (kept only with
 ``--workdir``). Formats are documented in ``docs/ops.md``.
 
 Exit codes: 0 success, 1 a drill step misbehaved, 2 unusable input (a malformed peer id,
@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model.errors import InputError
-from model.overlay import DEFAULT_NEW, DEFAULT_OLD, migrate_overlay_store
-from model.release_notes import history_path, load_history, render_markdown, summarise
-from sim.cli_args import non_empty, non_negative_int
-from sim.cli_gov import expand_path, guard
-from sim.rollback_drill import SOURCES, StepResult, run_drill
+from releasesim.cli.args import non_empty, non_negative_int
+from releasesim.cli.gov import expand_path, guard
+from releasesim.model.errors import InputError
+from releasesim.model.overlay import DEFAULT_NEW, DEFAULT_OLD, migrate_overlay_store
+from releasesim.model.release_notes import history_path, load_history, render_markdown, summarise
+from releasesim.model.rollback_drill import SOURCES, StepResult, run_drill
 
 
 def _empty_workdir(text: str) -> Path:
