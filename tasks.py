@@ -5,6 +5,7 @@
     python3 tasks.py test   # create .venv when missing, run the linter and the tests
     python3 tasks.py bench  # the performance benchmarks (not part of the tests)
     python3 tasks.py docs   # regenerate the generated docs and docs/img from the code
+    python3 tasks.py smoke  # build the wheel, install it in a fresh venv, run it there
 
 ``.venv`` is (re)installed when it is missing or ``pyproject.toml`` changed since the
 last install. Extra arguments after ``test`` go to pytest; after ``demo``, to
@@ -74,7 +75,7 @@ def docs(extra: list[str]) -> int:
     python = str(_python())
     steps = [
         [python, "-m", "releasesim.sim.summary"],  # docs/metrics.md
-        [python, "-m", "releasesim.sim.scenario", "docs"],  # docs/scenarios.md
+        [python, "-m", "releasesim.sim.scenario_docs", "docs"],  # docs/scenarios.md
         [python, "-m", "releasesim.reports.measures", "docs/reports.md"],  # the measure list
     ]
     for step in steps:
@@ -90,10 +91,16 @@ def docs(extra: list[str]) -> int:
     return 0
 
 
+def smoke(extra: list[str]) -> int:
+    """The wheel's smoke test (.ci/smoke_wheel.sh), as CI runs it after the tests."""
+    env = {**os.environ, "PYTHON": str(_python())}
+    return subprocess.run(["bash", ".ci/smoke_wheel.sh"], cwd=ROOT, env=env).returncode
+
+
 def main(argv: list[str]) -> int:
-    commands = {"demo": demo, "test": test, "bench": bench, "docs": docs}
+    commands = {"demo": demo, "test": test, "bench": bench, "docs": docs, "smoke": smoke}
     if not argv or argv[0] not in commands:
-        print("usage: python3 tasks.py demo|test|bench|docs [args...]", file=sys.stderr)
+        print("usage: python3 tasks.py demo|test|bench|docs|smoke [args...]", file=sys.stderr)
         return 2
     if sys.version_info < (3, 11):  # noqa: UP036 - runs before the venv exists
         print("error: releasesim needs Python 3.11 or newer", file=sys.stderr)

@@ -44,6 +44,7 @@ def measure(
     repeat: int = 1,
 ) -> dict[str, Any]:
     import pandas.testing as pdt
+
     from releasesim.sim.runner import run_scenario
 
     resolved, nodes, rep_s = calibrate(scenario, min_rep_s, seed)

@@ -2,13 +2,16 @@
 
 Sub-commands::
 
-    ops migrate-overlay-store [OLD] [NEW] [--force] [--json]
-    ops release-notes (--state-dir D | --history FILE) [--since-epoch E] [--json]
+    ops migrate-overlay-store [OLD] [NEW] [--format node|rich] [--now T] [--force] [--json]
+    ops release-notes (--state-dir D | --history FILE) [--since-epoch E] [--since-proposal P]
+                      [--json]
     ops rollback-drill [--workdir DIR] [--source file|http] [--json]
 
 ``migrate-overlay-store`` defaults to ``~/.the_block/overlay_peers.json`` ->
-``~/.the_block/overlay/peers.json`` (``releasesim.model.overlay``); ``release-notes`` reads
-``<D>/governance/backend_history.jsonl`` or ``FILE`` (``releasesim.model.release_notes``);
+``~/.the_block/overlay/peers.json`` and writes the store the node reads
+(``releasesim.model.overlay``), stamped with wall time unless ``--now`` pins it;
+``release-notes`` reads ``<D>/governance/history/dependency_policy.json`` (or the earlier
+``<D>/governance/backend_history.jsonl``) or ``FILE`` (``releasesim.model.release_notes``);
 ``rollback-drill`` runs ``releasesim.model.rollback_drill`` in a temporary folder (kept only with
 ``--workdir``). Formats are documented in ``docs/ops.md``.
 
@@ -28,7 +31,12 @@ from typing import Any
 from releasesim.cli.args import non_empty, non_negative_int
 from releasesim.cli.gov import expand_path, guard
 from releasesim.model.errors import InputError
-from releasesim.model.overlay import DEFAULT_NEW, DEFAULT_OLD, migrate_overlay_store
+from releasesim.model.overlay import (
+    DEFAULT_NEW,
+    DEFAULT_OLD,
+    STORE_FORMATS,
+    migrate_overlay_store,
+)
 from releasesim.model.release_notes import history_path, load_history, render_markdown, summarise
 from releasesim.model.rollback_drill import SOURCES, StepResult, run_drill
 
@@ -51,14 +59,18 @@ def _empty_workdir(text: str) -> Path:
 def cmd_migrate(args: argparse.Namespace) -> int:
     old = expand_path(args.old, "OLD")
     new = expand_path(args.new, "NEW")
-    report = migrate_overlay_store(old, new, now=time.time(), force=args.force)
+    now = time.time() if args.now is None else args.now
+    report = migrate_overlay_store(
+        old, new, now=now, force=args.force, store_format=args.store_format
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
+    source = str(report.old) if report.old_exists else f"{report.old} (absent: no peers)"
     print(
-        f"migrated {report.peers} peer(s) from {report.old} to {report.new}"
-        f" ({report.converted_hex} converted from hex, {report.kept_base58} already base58-check,"
-        f" {report.duplicates} duplicate(s) dropped); migrated_at {report.migrated_at}"
+        f"migrated {report.peers} peer(s) from {source} to {report.new}, {report.store_format}"
+        f" format ({report.converted_hex} converted from hex, {report.kept_base58} already"
+        f" base58-check, {report.duplicates} duplicate(s) dropped); stamped {report.migrated_at}"
     )
     return 0
 
@@ -71,9 +83,11 @@ def cmd_release_notes(args: argparse.Namespace) -> int:
         if not state_dir.is_dir():
             raise InputError(f"--state-dir {state_dir}: not a directory")
         path = history_path(state_dir)
-    summary = summarise(load_history(path), since_epoch=args.since_epoch, source=str(path))
+    summary = summarise(
+        load_history(path), since_epoch=args.since_epoch, since_proposal=args.since_proposal
+    )
     if args.json:
-        print(json.dumps({"history": str(path), **summary}, indent=2))
+        print(json.dumps(summary, indent=2))
     else:
         print(render_markdown(summary))
     return 0
@@ -116,31 +130,45 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = cmds.add_parser(
         "migrate-overlay-store",
-        help="canonicalise a legacy overlay peer store to base58-check ids",
-        description="Canonicalise every peer id of a legacy overlay peer store (JSON or"
-        " one id per line) to base58-check and write the new store atomically.",
+        help="migrate a legacy overlay peer store to the store the node reads",
+        description="Read every legacy layout the original node wrote (JSON list of ids,"
+        " of 'ID ADDR' strings or of {peer|id, address} objects, {\"peers\": [...]},"
+        " text lines 'ID [ADDR]'; a missing file means no peers), canonicalise each id to"
+        " base58-check and write the new store atomically. Nothing is written if any entry"
+        " is malformed. Formats: docs/ops.md.",
     )
     p.add_argument("old", nargs="?", type=non_empty, default=str(DEFAULT_OLD), metavar="OLD",
                    help=f"legacy peer store (default {DEFAULT_OLD})")
     p.add_argument("new", nargs="?", type=non_empty, default=str(DEFAULT_NEW), metavar="NEW",
                    help=f"canonical peer store to write (default {DEFAULT_NEW})")
+    p.add_argument("--format", dest="store_format", choices=STORE_FORMATS, default="node",
+                   help="node: {\"peers\": [{address, id, last_seen}]}, what the node reads"
+                   " (default); rich: releasesim's audit layout with provenance and every"
+                   " legacy field")
+    p.add_argument("--now", type=non_negative_int, metavar="T",
+                   help="stamp last_seen with unix time T instead of the wall clock")
     p.add_argument("--force", action="store_true", help="replace NEW if it exists")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(func=guard(cmd_migrate))
 
     p = cmds.add_parser(
         "release-notes",
-        help="summarise runtime/transport/storage backend switches of the cycle",
-        description="Summarise the backend switches approved during the cycle as Markdown"
-        " (or JSON), ready to paste into the release notes.",
+        help="summarise the runtime/transport/storage backend policies of the cycle",
+        description="Summarise the dependency policies governance approved (previous and"
+        " current backends, added and removed, per kind and per update) as Markdown (or"
+        " JSON), ready to paste into the release notes. Formats: docs/ops.md.",
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--state-dir", type=non_empty, metavar="D",
-                       help="node state folder (reads D/governance/backend_history.jsonl)")
+                       help="node state folder (reads D/governance/history/"
+                       "dependency_policy.json, or D/governance/backend_history.jsonl if only"
+                       " that exists)")
     where.add_argument("--history", type=non_empty, metavar="FILE",
-                       help="an exported JSON-lines history")
+                       help="an exported history: the node's JSON array or the JSON-lines log")
     p.add_argument("--since-epoch", type=non_negative_int, default=0, metavar="E",
-                   help="the cycle starts at epoch E (default 0: the whole history)")
+                   help="only policies with epoch >= E (default 0: the whole history)")
+    p.add_argument("--since-proposal", type=non_negative_int, metavar="P",
+                   help="only policies with proposal_id >= P (default: no proposal filter)")
     p.add_argument("--json", action="store_true", help="JSON instead of Markdown")
     p.set_defaults(func=guard(cmd_release_notes))
 

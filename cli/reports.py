@@ -248,6 +248,7 @@ def _installed(path: Path) -> bool:
 
 def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
+
     from releasesim.reports.regression import (
         compare,
         failed,

@@ -165,7 +165,7 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios_schema(args: argparse.Namespace) -> int:
-    from releasesim.sim.scenario import json_schema
+    from releasesim.sim.scenario_docs import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK

@@ -16,6 +16,7 @@ import hashlib
 import blake3
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
+
 from releasesim.model.errors import MalformedInput
 
 HASH_BYTES = 32

@@ -1,30 +1,39 @@
-"""Overlay peer-store migration: legacy peer lists to the canonical base58-check store.
+"""Overlay peer-store migration: the original node's legacy peer lists to the store it reads.
 
 Canonical peer id: base58 (Bitcoin alphabet) of the 32-byte id followed by a 4-byte
 checksum, the first 4 bytes of BLAKE3 of the id (36 bytes, at most 50 characters). Accepted
-input ids: 64 hex characters (any case; converted) or an existing base58-check id
-(decoded, length and checksum verified, kept). Anything else is malformed.
+input ids: 64 hex characters (any case; converted) or a base58-check id (decoded, length and
+checksum verified, re-encoded canonically). Anything else is reported with its position (the
+original node kept it raw).
 
-Legacy input (``~/.the_block/overlay_peers.json``), detected by its first non-blank
-character:
+Legacy input (default ``~/.the_block/overlay_peers.json``), every layout the original node
+wrote, detected by the first non-blank character:
 
-- JSON (``[`` or ``{``): a list of ids, ``{"peers": [...]}``, and in either a list whose
-  items are strings or objects carrying the id under ``"id"`` or ``"peer_id"`` (other
-  fields of an object are kept). Positions are reported as ``index N`` (0-based).
-- text: one id per line; blank lines and lines starting with ``#`` are skipped.
-  Positions are reported as ``line N`` (1-based).
+- JSON (``[`` or ``{``): a list, or ``{"peers": [...]}`` holding a list, whose items are
+  id strings, ``"ID ADDR"`` strings, or objects ``{"peer": ID, "address": ADDR}`` /
+  ``{"id": ID, "address": ADDR}`` (also accepted: ``peer_id`` for the id, ``addr`` for the
+  address; the address may be missing). Positions read ``index N`` (0-based).
+- text: one ``ID [ADDR]`` a line; blank lines and lines starting with ``#`` are skipped.
+  Positions read ``line N`` (1-based).
+- a missing file: no peers (an empty store is written, as the original does). An empty or
+  whitespace-only file is refused (a truncated file is more likely than an empty list).
 
-Output (``~/.the_block/overlay/peers.json``)::
+Output (default ``~/.the_block/overlay/peers.json``), ``store_format="node"``: exactly the
+store the node reads, ``json.dumps(..., sort_keys=True, indent=2)`` with no trailing newline::
 
-    {"version": 1, "format": "base58check-blake3", "migrated_at": <unix s>,
-     "source": "<old path>", "peers": [{"id": "<base58check>", "migrated_at": <unix s>, ...}]}
+    {"peers": [{"address": "<ADDR or empty>", "id": "<base58check>", "last_seen": <unix s>}]}
 
-Duplicates (the same id in two spellings) are kept once, first position wins. Nothing is
-written unless every id migrates; the file is written atomically (temp file in the same
-folder, fsync, ``os.replace``). Time is passed in. The base58 codec is implemented here
-(twenty lines, tested against known vectors) rather than adding a dependency.
+``last_seen`` is the migration time for every peer. ``store_format="rich"`` writes the
+releasesim audit layout instead: ``{"version": 1, "format": "base58check-blake3",
+"migrated_at", "source", "peers": [{"id", "address"?, <other legacy fields>, "migrated_at"}]}``.
 
-Imports only ``releasesim.model.crypto`` and ``releasesim.model.errors``.
+Duplicates (the same id in two spellings) are kept once, first position wins; order is the
+input order. Nothing is written unless every entry migrates; the file is written atomically
+(temp file in the same folder, fsync, ``os.replace``). Time is passed in. The base58 codec is
+implemented here (twenty lines, tested against known vectors) rather than adding a dependency.
+
+Imports only ``releasesim.model.crypto``, ``releasesim.model.errors`` and
+``releasesim.model.strict_json``.
 """
 
 from __future__ import annotations
@@ -49,6 +58,9 @@ FORMAT = "base58check-blake3"
 DEFAULT_OLD = Path("~/.the_block/overlay_peers.json")
 DEFAULT_NEW = Path("~/.the_block/overlay/peers.json")
 _HEX = frozenset("0123456789abcdefABCDEF")
+STORE_FORMATS = ("node", "rich")
+ID_KEYS = ("peer", "id", "peer_id")  # the original node's names first
+ADDRESS_KEYS = ("address", "addr")
 
 
 # -- base58 ------------------------------------------------------------------------------------
@@ -129,10 +141,11 @@ def canonical_peer_id(text: object) -> tuple[str, str]:
 # -- legacy stores -----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class LegacyPeer:
-    """One peer of a legacy store: where it was, its id as written, and other fields."""
+    """One peer of a legacy store: where it was, its id and address as written, other fields."""
 
     position: str
     raw_id: object
+    address: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,19 +154,45 @@ def _show(value: object) -> str:
     return repr(text if len(text) <= 24 else text[:24] + "...")
 
 
+def _id_and_address(text: str, position: str) -> LegacyPeer:
+    """``"ID"`` or ``"ID ADDR"`` (whitespace-separated) as one legacy peer."""
+    fields = text.split()
+    if len(fields) > 2:
+        raise MalformedInput(
+            f"{position}: expected 'ID [ADDR]', got {len(fields)} fields in {_show(text)}"
+        )
+    if len(fields) == 2:
+        return LegacyPeer(position, fields[0], fields[1])
+    return LegacyPeer(position, text)
+
+
+def _one_of(item: dict[str, Any], keys: tuple[str, ...], what: str, position: str) -> object:
+    """The value under whichever of ``keys`` is present (they must agree), else ``None``."""
+    present = [k for k in keys if k in item]
+    values = {json.dumps(item[k], sort_keys=True) for k in present}
+    if len(values) > 1:
+        named = " and ".join(f'"{k}"' for k in present)
+        raise MalformedInput(f"{position}: {named} disagree about the {what}")
+    return item[present[0]] if present else None
+
+
 def _json_item(item: object, position: str) -> LegacyPeer:
     if isinstance(item, str):
-        return LegacyPeer(position, item)
+        return _id_and_address(item, position)
     if isinstance(item, dict):
-        keys = [k for k in ("id", "peer_id") if k in item]
-        if not keys:
-            raise MalformedInput(f"{position}: object has no \"id\" or \"peer_id\" field")
-        if len(keys) == 2 and item["id"] != item["peer_id"]:
-            raise MalformedInput(f"{position}: \"id\" and \"peer_id\" disagree")
-        extra = {k: v for k, v in item.items() if k not in ("id", "peer_id")}
-        return LegacyPeer(position, item[keys[0]], extra)
+        raw_id = _one_of(item, ID_KEYS, "peer id", position)
+        if raw_id is None:
+            raise MalformedInput(f'{position}: object has no "peer" or "id" field')
+        address = _one_of(item, ADDRESS_KEYS, "address", position)
+        if address is None:
+            address = ""
+        if not isinstance(address, str):
+            raise MalformedInput(f"{position}: address must be a string, got {_show(address)}")
+        extra = {k: v for k, v in item.items() if k not in ID_KEYS + ADDRESS_KEYS}
+        return LegacyPeer(position, raw_id, address.strip(), extra)
     raise MalformedInput(
-        f"{position}: expected a peer id string or an object with \"id\", got {_show(item)}"
+        f"{position}: expected a peer id string or an object with \"peer\" or \"id\","
+        f" got {_show(item)}"
     )
 
 
@@ -167,33 +206,42 @@ def read_legacy_peers(text: str) -> list[LegacyPeer]:
         items = document.get("peers") if isinstance(document, dict) else document
         if not isinstance(items, list):
             raise MalformedInput(
-                "expected a JSON list of peer ids, or an object with a \"peers\" list"
+                "expected a JSON list of peers, or an object with a \"peers\" list"
             )
         return [_json_item(item, f"index {i}") for i, item in enumerate(items)]
     peers = []
     for lineno, line in enumerate(text.splitlines(), 1):
         token = line.strip()
         if token and not token.startswith("#"):
-            peers.append(LegacyPeer(f"line {lineno}", token))
+            peers.append(_id_and_address(token, f"line {lineno}"))
     return peers
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalPeer:
+    """A peer after migration: canonical id, address (may be empty), other legacy fields."""
+
+    id: str
+    address: str
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
     """The canonical peers of a legacy store and what was done to get them."""
 
-    peers: tuple[dict[str, Any], ...]
+    peers: tuple[CanonicalPeer, ...]
     converted_hex: int
     kept_base58: int
     duplicates: int
 
 
-def canonicalise_peers(legacy: list[LegacyPeer], now: float) -> Migration:
+def canonicalise_peers(legacy: list[LegacyPeer]) -> Migration:
     """Canonicalise every id; the first malformed one raises, naming its position.
 
     The message also says how many more ids are malformed, so one run finds them all.
     """
-    peers: dict[str, dict[str, Any]] = {}
+    peers: dict[str, CanonicalPeer] = {}
     counts = {"hex": 0, "base58": 0}
     duplicates = 0
     errors: list[str] = []
@@ -207,21 +255,41 @@ def canonicalise_peers(legacy: list[LegacyPeer], now: float) -> Migration:
         if canonical in peers:
             duplicates += 1
             continue
-        peers[canonical] = {"id": canonical, **peer.extra, "migrated_at": int(now)}
+        peers[canonical] = CanonicalPeer(canonical, peer.address, peer.extra)
     if errors:
         more = f" (and {len(errors) - 1} more malformed)" if len(errors) > 1 else ""
         raise MalformedInput(errors[0] + more)
     return Migration(tuple(peers.values()), counts["hex"], counts["base58"], duplicates)
 
 
-def write_json_atomic(path: Path, document: Any) -> None:
-    """Write ``document`` as JSON to ``path`` atomically (temp file, fsync, ``os.replace``)."""
+def node_store_text(peers: tuple[CanonicalPeer, ...] | list[CanonicalPeer], *, now: float) -> str:
+    """The peer store the node reads: keys sorted, 2-space indent, no trailing newline."""
+    entries = [{"address": p.address, "id": p.id, "last_seen": int(now)} for p in peers]
+    return json.dumps({"peers": entries}, sort_keys=True, indent=2)
+
+
+def rich_store_text(
+    peers: tuple[CanonicalPeer, ...] | list[CanonicalPeer], *, now: float, source: Path
+) -> str:
+    """releasesim's audit layout (``--format rich``): provenance and every legacy field."""
+    entries = []
+    for p in peers:
+        address = {"address": p.address} if p.address else {}
+        entries.append({"id": p.id, **address, **p.extra, "migrated_at": int(now)})
+    document = {
+        "version": 1, "format": FORMAT, "migrated_at": int(now), "source": str(source),
+        "peers": entries,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file, fsync, ``os.replace``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
@@ -246,6 +314,8 @@ class MigrationReport:
 
     old: Path
     new: Path
+    old_exists: bool
+    store_format: str
     peers: int
     converted_hex: int
     kept_base58: int
@@ -256,6 +326,8 @@ class MigrationReport:
         return {
             "old": str(self.old),
             "new": str(self.new),
+            "old_exists": self.old_exists,
+            "format": self.store_format,
             "peers": self.peers,
             "converted_hex": self.converted_hex,
             "kept_base58": self.kept_base58,
@@ -265,19 +337,23 @@ class MigrationReport:
 
 
 def migrate_overlay_store(
-    old: str | Path, new: str | Path, *, now: float, force: bool = False
+    old: str | Path, new: str | Path, *, now: float, force: bool = False,
+    store_format: str = "node",
 ) -> MigrationReport:
-    """Migrate the legacy peer store ``old`` to the canonical store ``new``.
+    """Migrate the legacy peer store ``old`` to the store ``new`` (``node`` or ``rich`` format).
 
-    Raises ``InputError`` (missing/unreadable ``old``, existing ``new`` without ``force``,
-    unwritable ``new``) or ``MalformedInput`` naming ``old`` and the position of a bad id.
-    Nothing is written unless every id migrates.
+    A missing ``old`` means no peers. Raises ``InputError`` (unreadable ``old``, existing
+    ``new`` without ``force``, unwritable ``new``, unknown format) or ``MalformedInput``
+    naming ``old`` and the position of a bad entry. Nothing is written unless every entry
+    migrates.
     """
+    if store_format not in STORE_FORMATS:
+        raise InputError(f"store format {store_format!r}: expected one of {STORE_FORMATS}")
     old_path, new_path = Path(old).expanduser(), Path(new).expanduser()
     try:
-        text = old_path.read_text(encoding="utf-8")
+        text: str | None = old_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"legacy peer store {old_path}: does not exist") from None
+        text = None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"legacy peer store {old_path}: cannot read: {exc}") from None
     if new_path.resolve() == old_path.resolve():
@@ -287,21 +363,18 @@ def migrate_overlay_store(
     if new_path.is_dir():
         raise InputError(f"peer store {new_path}: is a directory")
     try:
-        migration = canonicalise_peers(read_legacy_peers(text), now)
+        migration = canonicalise_peers([] if text is None else read_legacy_peers(text))
     except MalformedInput as exc:
         raise MalformedInput(f"{old_path}: {exc}") from None
-    document = {
-        "version": 1,
-        "format": FORMAT,
-        "migrated_at": int(now),
-        "source": str(old_path.resolve()),
-        "peers": list(migration.peers),
-    }
+    if store_format == "node":
+        document = node_store_text(migration.peers, now=now)
+    else:
+        document = rich_store_text(migration.peers, now=now, source=old_path.resolve())
     try:
-        write_json_atomic(new_path, document)
+        write_text_atomic(new_path, document)
     except OSError as exc:
         raise InputError(f"peer store {new_path}: cannot write: {exc}") from None
     return MigrationReport(
-        old_path, new_path, len(migration.peers), migration.converted_hex,
-        migration.kept_base58, migration.duplicates, int(now),
+        old_path, new_path, text is not None, store_format, len(migration.peers),
+        migration.converted_hex, migration.kept_base58, migration.duplicates, int(now),
     )

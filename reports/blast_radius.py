@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+
 from releasesim.reports.estimates import (
     conditional_warnings,
     count_label,

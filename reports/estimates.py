@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+
 from releasesim.reports.intervals import bootstrap, t_interval, wilson
 from releasesim.reports.measures import (
     BY_NAME,

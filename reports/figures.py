@@ -27,6 +27,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+
 from releasesim.reports.formatting import format_estimate, time_unit  # noqa: E402
 from releasesim.reports.intervals import wilson  # noqa: E402
 from releasesim.reports.measures import BY_NAME, CENSORED_SUFFIX, ONE_THIRD  # noqa: E402

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 
-from releasesim.reports.report import (
+from releasesim.reports.document import (
     FIGURES,
     SECTION_ORDER,
     SECTION_TITLES,

@@ -5,7 +5,7 @@ Must not import ``sim`` or ``model``.
 
 from __future__ import annotations
 
-from releasesim.reports.report import (
+from releasesim.reports.document import (
     FIGURES,
     SECTION_ORDER,
     SECTION_TITLES,

@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from releasesim.reports.measures import BY_NAME, INVARIANTS, MEASURES, RESTRICTED_SUFFIX, Measure
 from releasesim.reports.report import atomic_write
 

@@ -6,8 +6,9 @@ the time series (``reports.series``) and the figures (``reports.figures``) into 
 ``Report``; ``write_report(run_dir)`` saves the PNGs, ``report.html`` (self-contained),
 ``report.md`` and ``report.json`` (the measure table, headline and warnings) atomically
 (temp file in the same folder, ``os.replace``) and returns their paths. A report opens
-with its headline figures (``releasesim.reports.measures.HEADLINE``) and a warning for each one that
-is conditional or censored.
+with its headline figures (``reports.measures.HEADLINE``) and a warning for each one
+that is conditional or censored. The document model the renderers share is
+``reports.document``; the renderers are ``reports.html`` and ``reports.markdown``.
 
 Reads the run directory's files only; must not import ``sim`` or ``model``.
 """
@@ -15,7 +16,6 @@ Reads the run directory's files only; must not import ``sim`` or ``model``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -24,15 +24,21 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
+
 from releasesim.reports import figures
-from releasesim.reports.estimates import (
-    conditional_warnings,
-    count_label,
-    measure_table,
-    table_records,
+from releasesim.reports.document import (
+    FIGURES,
+    Report,
+    display_row,
+    display_table,
+    headline_rows,
+    report_json,
 )
+from releasesim.reports.estimates import conditional_warnings, measure_table
 from releasesim.reports.formatting import format_estimate, format_value
-from releasesim.reports.measures import HEADLINE, INVARIANTS, SECTIONS, per_replication
+from releasesim.reports.html import render_html
+from releasesim.reports.markdown import render_markdown
+from releasesim.reports.measures import INVARIANTS, per_replication
 from releasesim.reports.series import down_curves, exposure_curves
 
 RUN_TABLES = ("summary.parquet", "nodes.parquet", "events.parquet")
@@ -40,20 +46,6 @@ MANIFEST = "manifest.json"
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "report.md"
 JSON_NAME = "report.json"
-FIGURES: tuple[tuple[str, str, str], ...] = (
-    # (figure key, PNG file, section it illustrates)
-    ("exposure", "fig_exposure.png", "exposure"),
-    ("affected", "fig_affected.png", "affected"),
-    ("timing", "fig_timing.png", "timing"),
-    ("containment", "fig_containment.png", "containment"),
-    ("consensus", "fig_consensus.png", "consensus"),
-    ("governance", "fig_governance.png", "governance"),
-)
-SECTION_ORDER = ("exposure", "affected", "timing", "containment", "consensus", "governance",
-                 "invariants")
-SECTION_TITLES = {"exposure": "Exposure over time", **SECTIONS}
-
-
 class ReportError(Exception):
     """The run directory cannot be reported on (missing or unreadable files)."""
 
@@ -68,25 +60,6 @@ class RunTables:
     nodes: pd.DataFrame
     events: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Report:
-    """Everything the HTML and Markdown renderers need."""
-
-    title: str
-    manifest: dict[str, Any]
-    values: pd.DataFrame
-    table: pd.DataFrame
-    figures: dict[str, Figure]
-    notes: dict[str, list[str]]
-    invariant_violations: dict[str, int]
-    warnings: list[str] = field(default_factory=list)
-    """Headline figures that are conditional or censored (the report opens with them)."""
-
-    @property
-    def replications(self) -> int:
-        return len(self.values)
 
 
 def load_run(run_dir: str | Path) -> RunTables:
@@ -192,74 +165,6 @@ def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, lis
     }
 
 
-# --------------------------------------------------------------------------- formatting
-
-
-def display_row(row: Any) -> list[str]:
-    """``[measure, unit, estimate, 95% CI, n/N and condition, method]`` of one table row."""
-    follow = float(row.follow_up)
-    est = format_estimate(row.value, row.unit, follow)
-    if math.isfinite(row.ci_low) or math.isinf(row.ci_low):
-        ci = (f"[{format_estimate(row.ci_low, row.unit, follow)}, "
-              f"{format_estimate(row.ci_high, row.unit, follow)}]")
-    else:
-        ci = "-"
-    return [row.measure, row.unit, f"{row.estimate} {est}", ci, count_label(row), row.method]
-
-
-def display_table(report: Report, section: str) -> list[list[str]]:
-    """Rows ``[measure, unit, estimate, 95% CI, n/N, method]`` of one section."""
-    return [display_row(r) for r in
-            report.table[report.table["section"] == section].itertuples(index=False)]
-
-
-def headline_rows(report: Report) -> list[list[str]]:
-    """The headline rows (``releasesim.reports.measures.HEADLINE``), formatted like the tables."""
-    from_table = report.table.set_index("measure")
-    rows = []
-    for name in HEADLINE:
-        if name in from_table.index:
-            row = from_table.loc[[name]].reset_index().itertuples(index=False)
-            rows.append(display_row(next(row)))
-    return rows
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    """``report.json``: the run facts, warnings, headline and the whole measure table."""
-    return {
-        "title": report.title,
-        "scenario": report.manifest.get("scenario_name"),
-        "seed": report.manifest.get("seed"),
-        "replications": report.replications,
-        "config_hash": report.manifest.get("config_hash"),
-        "warnings": report.warnings,
-        "invariant_violations": report.invariant_violations,
-        "headline": list(HEADLINE),
-        "measures": table_records(report.table),
-    }
-
-
-TABLE_HEADER = ["measure", "unit", "estimate", "95% CI", "n/N", "CI method"]
-
-
-def run_facts(report: Report) -> list[tuple[str, str]]:
-    m = report.manifest
-    facts = [
-        ("scenario", str(m.get("scenario_name", "?"))),
-        ("replications", str(report.replications)),
-        ("seed", str(m.get("seed", "?"))),
-        ("config hash", str(m.get("config_hash", "?"))[:16]),
-        ("executor", f"{m.get('executor', '?')} ({m.get('workers', '?')} workers)"),
-        ("finished (UTC)", str(m.get("finished_utc", "?"))),
-    ]
-    if m.get("overrides"):
-        facts.append(("overrides", ", ".join(m["overrides"])))
-    description = (m.get("scenario") or {}).get("description")
-    if description:
-        facts.insert(1, ("description", str(description)))
-    return facts
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -292,9 +197,6 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
     ``out_dir`` defaults to ``run_dir`` itself. Raises ``ReportError`` when the run
     directory is missing or unreadable.
     """
-    from releasesim.reports.html import render_html
-    from releasesim.reports.markdown import render_markdown
-
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
     report = build_report(load_run(run_dir))  # a bad run directory creates nothing

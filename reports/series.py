@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from releasesim.reports.intervals import bootstrap_curve_median
 from releasesim.reports.measures import activation_times
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
 from releasesim.reports.estimates import estimate, follow_up
 from releasesim.reports.figures import BLUE, GREY, RED, new_figure, time_unit
 from releasesim.reports.formatting import format_estimate, format_value

@@ -19,8 +19,10 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from releasesim.model.errors import QuorumError
 from releasesim.model.governance import propose_release
+from releasesim.sim.artifacts import make_artifact
 
 if TYPE_CHECKING:
     from releasesim.sim.world import World
@@ -43,7 +45,6 @@ class Adversary:
         at_s = float(world.scenario.adversary.attack_at_s)
         if at_s > 0:
             yield world.timeout(at_s)
-        from releasesim.sim.world import make_artifact
 
         data, build_hash = make_artifact(self.rng, "malicious")
         self.build_hash = build_hash

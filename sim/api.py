@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from releasesim.sim import scenario as scenarios
+from releasesim.sim.overrides import apply_overrides
 from releasesim.sim.runner import RunResult, run_scenario
 
 
@@ -30,8 +32,6 @@ def resolve_scenario(
     Raises ``releasesim.sim.errors.ScenarioError`` (file and key path in the message) when the
     scenario or an override is invalid.
     """
-    from releasesim.sim import scenario as scenarios
-
     if isinstance(scenario, str | Path):
         source = str(scenario)
         if scenario == "baseline" and not (scenarios.SCENARIO_DIR / "baseline.toml").is_file():
@@ -42,7 +42,7 @@ def resolve_scenario(
         resolved = scenario
         source = str(getattr(scenario, "name", None) or "scenario")
     if overrides:
-        data = scenarios.apply_overrides(resolved.to_dict(), list(overrides), source)
+        data = apply_overrides(resolved.to_dict(), list(overrides), source)
         resolved = scenarios.scenario_from_dict(data, source=source)
     return resolved
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
+
 from releasesim.sim.errors import ScenarioError
 
 __all__ = [

@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from releasesim.model.errors import ReleasesimError
+from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
 
 EXECUTORS = ("serial", "process", "dask")
 DASK_CONNECT_TIMEOUT_S = 10.0
@@ -141,8 +143,6 @@ def _columnar(result: Any) -> Any:
     with the workers, unpickles each result about 20x faster than a list of tuples. Every
     executor goes through here, so the tables are built the same way whatever runs them.
     """
-    from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
-
     for attr, columns in (("nodes", NODE_COLUMNS), ("events", EVENT_COLUMNS)):
         records = getattr(result, attr, None)
         if isinstance(records, list):

@@ -52,13 +52,14 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from simpy.core import Environment
+from simpy.events import Event, EventPriority, Process, Timeout
+
 from releasesim.model.errors import DigestMismatch, ReleaseError, SourceError
 from releasesim.model.slot import MemoryAuditLog, MemorySlot
 from releasesim.model.store import ApprovedRelease, GovernanceStore
 from releasesim.model.update import boot_check, fetch_release, install_release
 from releasesim.sim.mirrors import withdraw_request
-from simpy.core import Environment
-from simpy.events import Event, EventPriority, Process, Timeout
 
 if TYPE_CHECKING:
     from releasesim.sim.rollout import Rollout

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
+
 from releasesim.model.errors import SourceError
 from releasesim.sim.distributions import (
     Distribution,

@@ -30,9 +30,11 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from releasesim.model.errors import QuorumError
 from releasesim.model.governance import propose_release
 from releasesim.model.quorum import Attestation
+from releasesim.sim.artifacts import make_artifact
 
 if TYPE_CHECKING:
     from releasesim.sim.world import World
@@ -68,7 +70,6 @@ class ReleaseManager:
         build_at = float(cfg.build_at_s)
         if build_at > 0:
             yield world.timeout(build_at)
-        from releasesim.sim.world import make_artifact
 
         self.data, self.build_hash = make_artifact(self.rng, "release")
         self.build_s = world.env.now

@@ -31,8 +31,9 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from releasesim.model.store import ApprovedRelease
 from simpy.events import Timeout
+
+from releasesim.model.store import ApprovedRelease
 
 if TYPE_CHECKING:
     from releasesim.sim.world import World

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from releasesim.sim.executors import (
     ExecutorInfo,
     ReplicationFn,
@@ -48,6 +49,10 @@ from releasesim.sim.executors import (
     validate_executor,
 )
 from releasesim.sim.progress import Progress
+from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
+from releasesim.sim.scenario import config_hash
+from releasesim.sim.summary import SUMMARY_COLUMNS
+from releasesim.sim.world import simulate_replication
 
 DEFAULT_REPLICATIONS = 20
 DEFAULT_SEED = 0
@@ -96,10 +101,6 @@ def _column_dtype(values: Sequence[Any]) -> str:
 
 
 def _summary_columns(results: Sequence[Any]) -> list[str]:
-    try:
-        from releasesim.sim.summary import SUMMARY_COLUMNS
-    except ImportError:  # pragma: no cover - the world always ships releasesim.sim.summary
-        SUMMARY_COLUMNS = ()
     columns = list(ID_COLUMNS)
     for name in SUMMARY_COLUMNS:
         if name not in columns:
@@ -167,16 +168,12 @@ def _record_frame(
 
 def nodes_frame(results: Sequence[Any]) -> pd.DataFrame:
     """Per-node outcomes, sorted by replication then node."""
-    from releasesim.sim.recorder import NODE_COLUMNS
-
     sort_by = ["replication"] + [c for c in ("node", "node_id", "node_index") if c in NODE_COLUMNS]
     return _record_frame(results, "nodes", NODE_COLUMNS, sort_by[:2])
 
 
 def events_frame(results: Sequence[Any]) -> pd.DataFrame:
     """Governance events, sorted by replication then time (recording order breaks ties)."""
-    from releasesim.sim.recorder import EVENT_COLUMNS
-
     return _record_frame(results, "events", EVENT_COLUMNS, ["replication", "time_s"])
 
 
@@ -360,8 +357,6 @@ def run_scenario(
         scheduler=scheduler,
     )
     if replication_fn is None:
-        from releasesim.sim.world import simulate_replication
-
         replication_fn = simulate_replication
     name = _scenario_name(scenario)
     started = utc_now()
@@ -464,8 +459,6 @@ def build_manifest(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to reproduce and identify the run (written as manifest.json)."""
-    from releasesim.sim.scenario import config_hash
-
     extra_packages = ("dask", "distributed") if executor.name == "dask" else ()
     manifest: dict[str, Any] = {
         "format": "releasesim-run/1",

@@ -30,6 +30,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from releasesim.model.crypto import ReleaseSigner
 from releasesim.model.quorum import Attestation
 

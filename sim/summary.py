@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from releasesim.sim.recorder import EVENT_KINDS, EVENT_TABLE, NODE_TABLE
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from releasesim.model.errors import VoteRefused
 from releasesim.model.governance import cast_vote, tally
 from releasesim.model.store import Proposal

@@ -27,10 +27,19 @@ from typing import Any
 
 import numpy as np
 import simpy
-from releasesim.model.crypto import blake3_hex
+
 from releasesim.model.governance import cast_vote, propose_release, tally
 from releasesim.model.store import GovernanceStore
+from releasesim.sim.adversary import Adversary
+from releasesim.sim.artifacts import make_artifact
+from releasesim.sim.fleet import Fleet
+from releasesim.sim.mirrors import Mirrors
 from releasesim.sim.recorder import Recorder
+from releasesim.sim.release_manager import ReleaseManager
+from releasesim.sim.rollout import RolloutController
+from releasesim.sim.signer_pool import SignerPool
+from releasesim.sim.summary import summarise
+from releasesim.sim.validators import Validators
 
 COMPONENTS: tuple[str, ...] = (
     "signers",
@@ -42,9 +51,6 @@ COMPONENTS: tuple[str, ...] = (
     "rollout",
 )
 """The fixed order in which child seeds are spawned (never reorder: it changes results)."""
-
-ARTIFACT_BYTES = 4096
-"""Real bytes per simulated artifact (its *simulated* size is ``release.artifact_size_mb``)."""
 
 GENESIS_VOTER = "genesis"
 
@@ -60,24 +66,10 @@ class ReplicationResult:
     events: list[tuple]
 
 
-def make_artifact(rng: np.random.Generator, label: str) -> tuple[bytes, str]:
-    """Real artifact bytes (header + random body) and their real BLAKE3 build hash."""
-    data = f"releasesim artifact {label}\n".encode() + rng.bytes(ARTIFACT_BYTES)
-    return data, blake3_hex(data)
-
-
 class World:
     """Everything one replication owns. Actors reach each other through it."""
 
     def __init__(self, scenario: Any, seed: int, replication: int) -> None:
-        from releasesim.sim.adversary import Adversary
-        from releasesim.sim.fleet import Fleet
-        from releasesim.sim.mirrors import Mirrors
-        from releasesim.sim.release_manager import ReleaseManager
-        from releasesim.sim.rollout import RolloutController
-        from releasesim.sim.signer_pool import SignerPool
-        from releasesim.sim.validators import Validators
-
         self.scenario = scenario
         self.seed = int(seed)
         self.replication = int(replication)
@@ -182,8 +174,6 @@ def simulate_replication(
     scenario: Any, seed: int, replication: int, *, keep_store: pathlib.Path | None = None
 ) -> ReplicationResult:
     """Run one replication of ``scenario`` and return its summary, node and event rows."""
-    from releasesim.sim.summary import summarise
-
     world = World(scenario, seed, replication)
     world.run()
     summary = summarise(world)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from releasesim.model.crypto import ReleaseSigner
 from releasesim.model.store import GovernanceStore
 

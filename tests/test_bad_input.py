@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from releasesim.cli import main as cli
 from releasesim.explorer.http import ExplorerApp, make_server
 from releasesim.model.crypto import ReleaseSigner, blake3_hex

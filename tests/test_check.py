@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 import releasesim.reports.regression as regression
 from releasesim.cli.main import main
 from releasesim.reports.measures import MEASURES, per_replication

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from releasesim.model.crypto import ReleaseSigner, blake3_hex
 
 BIN_DIR = Path(sys.executable).parent

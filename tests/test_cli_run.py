@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from releasesim.cli.main import main
 
 RELEASESIM = Path(sys.executable).with_name("releasesim")

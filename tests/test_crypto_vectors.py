@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from releasesim.model import crypto
 from releasesim.model.crypto import (
     ReleaseSigner,

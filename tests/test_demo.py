@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import releasesim.cli.demo
 from releasesim.model.crypto import ReleaseSigner
 

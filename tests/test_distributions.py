@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+
 from releasesim.sim.distributions import (
     Distribution,
     Exponential,

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import CensoredData, ecdf
+
 from releasesim.reports.blast_radius import blast_radius, format_blast_radius
 from releasesim.reports.estimates import fraction_interval, measure_table, qualifier
 from releasesim.reports.intervals import wilson
@@ -30,7 +32,6 @@ from releasesim.reports.report import write_report
 from releasesim.reports.survival import censored_quantile, kaplan_meier, km_quantile
 from releasesim.reports.sweep import sweep_table
 from releasesim.sim.api import run
-from scipy.stats import CensoredData, ecdf
 
 DATASETS = 2000
 COVERAGE_FLOOR = 0.95 - 4 * math.sqrt(0.95 * 0.05 / DATASETS)  # 0.930

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
 from releasesim.model.crypto import ReleaseSigner, blake3_hex
 from releasesim.model.explorer import (
     MAX_PAGE_SIZE,

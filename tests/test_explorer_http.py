@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from releasesim.explorer.http import ExplorerApp, ExplorerServer, make_server
 from releasesim.model.crypto import ReleaseSigner, blake3_hex
 from releasesim.model.explorer import persisted_release_history

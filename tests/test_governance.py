@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
+
 from releasesim.model.crypto import ReleaseSigner, build_hash_of, verify_release
 from releasesim.model.errors import (
     DuplicateRelease,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from releasesim.model.crypto import ReleaseSigner, build_hash_of
 from releasesim.model.errors import DigestMismatch, RollbackUnavailable, Unauthorized
 from releasesim.model.governance import approve_release, propose_release

@@ -6,6 +6,7 @@ import math
 import re
 
 import pytest
+
 from releasesim.model.crypto import build_hash_of
 from releasesim.model.errors import QuorumError
 from releasesim.model.governance import approve_release, cast_vote, propose_release

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from releasesim.cli.main import main
 from releasesim.model import rollback_drill
 from releasesim.model.errors import InputError, MalformedInput

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from releasesim.sim.distributions import Exponential, Fixed, LogNormal, Pareto, Uniform
 
 

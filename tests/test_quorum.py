@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+
 from releasesim.model.crypto import ReleaseSigner, build_hash_of
 from releasesim.model.errors import QuorumError
 from releasesim.model.quorum import Attestation, evaluate_quorum, require_quorum

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from releasesim.model.crypto import ReleaseSigner, build_hash_of
 from releasesim.model.errors import QuorumError
 from releasesim.model.quorum import Attestation, evaluate_quorum, require_quorum

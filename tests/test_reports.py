@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+
 from releasesim.cli.main import main
 from releasesim.reports.estimates import measure_table
 from releasesim.reports.intervals import bootstrap, t975, t_interval, wilson

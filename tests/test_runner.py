@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
+
 from releasesim.model.store import GovernanceStore
 from releasesim.reports.blast_radius import blast_radius, format_blast_radius
 from releasesim.reports.intervals import t975, t_interval, wilson

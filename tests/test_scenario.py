@@ -10,27 +10,21 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from releasesim.sim.distributions import Exponential, Fixed, LogNormal
 from releasesim.sim.errors import ScenarioError
+from releasesim.sim.knobs import KNOBS, SECTIONS, Scenario, ThresholdChange, plain
+from releasesim.sim.overrides import apply_overrides
 from releasesim.sim.scenario import (
-    DOCS_PATH,
-    KNOBS,
     SCENARIO_DIR,
-    SECTIONS,
-    Scenario,
-    ThresholdChange,
     _convert,
-    _plain,
-    apply_overrides,
     config_hash,
     default_scenario,
-    json_schema,
-    knob_table,
     list_scenarios,
     load_scenario,
-    render_knob_docs,
     scenario_from_dict,
 )
+from releasesim.sim.scenario_docs import DOCS_PATH, json_schema, knob_table, render_knob_docs
 
 SHIPPED = ["bad_release_rollback", "baseline", "compromised_signers", "lagging_release",
            "signer_churn"]
@@ -121,7 +115,7 @@ def test_mean_online_spell_is_derived_from_availability() -> None:
 
 def test_every_default_passes_its_own_validation() -> None:
     for knob in KNOBS:
-        assert _convert(knob, _plain(knob.default)) == knob.default, knob.key
+        assert _convert(knob, plain(knob.default)) == knob.default, knob.key
 
 
 def test_dataclass_fields_are_exactly_the_knob_table() -> None:
@@ -441,7 +435,7 @@ def test_knob_table_covers_every_knob_with_a_unit_column() -> None:
 def test_docs_contain_the_generated_knob_reference() -> None:
     docs = DOCS_PATH.read_text()
     assert render_knob_docs() in docs, (
-        "docs/scenarios.md is out of date: run `python -m releasesim.sim.scenario docs`"
+        "docs/scenarios.md is out of date: run `python3 tasks.py docs`"
     )
     for knob in KNOBS:
         assert f"`{knob.key}`" in docs

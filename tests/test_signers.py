@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from releasesim.model.crypto import ReleaseSigner
 from releasesim.model.errors import SignerConfigError
 from releasesim.model.signers import (

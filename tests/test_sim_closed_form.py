@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from releasesim.sim.api import resolve_scenario
 from releasesim.sim.recorder import NODE_COLUMNS
 from releasesim.sim.world import simulate_replication

@@ -6,6 +6,7 @@ import math
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from releasesim.sim.api import resolve_scenario
 from releasesim.sim.summary import INVARIANTS
 from releasesim.sim.world import simulate_replication

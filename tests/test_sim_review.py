@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import pytest
+
 from releasesim.sim.api import resolve_scenario
 from releasesim.sim.recorder import NODE_COLUMNS
 from releasesim.sim.summary import summarise

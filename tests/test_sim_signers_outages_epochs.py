@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from releasesim.model.explorer import release_history
 from releasesim.sim.api import resolve_scenario
 from releasesim.sim.distributions import (

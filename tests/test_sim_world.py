@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from releasesim.model.store import GovernanceStore
 from releasesim.sim.api import resolve_scenario
 from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from releasesim.model.crypto import build_hash_of
 from releasesim.model.errors import DigestMismatch, SourceError
 from releasesim.model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, ENV_SOURCE_URL, UrlSource

@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+
 from releasesim.model.errors import StoreError
 from releasesim.model.quorum import Attestation
 from releasesim.model.store import APPLICATION_ID, SCHEMA_VERSION, GovernanceStore

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from releasesim.cli.main import main
 from releasesim.reports.sweep import frontier_figure, recommend
 from releasesim.sim.errors import ScenarioError

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from releasesim.model.crypto import ReleaseSigner, build_hash_of
 from releasesim.model.errors import DigestMismatch, QuorumError, RollbackUnavailable, Unauthorized
 from releasesim.model.governance import approve_release, propose_release

@@ -1,0 +1,425 @@
+"""The scenario's schema: the resolved scenario's dataclasses and the knob table.
+
+``KNOBS`` (key path, type, default, unit, range, one-line description) is the single
+source of the defaults, the validation (``sim.scenario``), the overrides
+(``sim.overrides``), the JSON Schema and the generated knob reference
+(``sim.scenario_docs``). The resolved scenario is a tree of frozen dataclasses
+(``Scenario`` and one class per section) whose fields are exactly the knobs of the table.
+The value helpers here (``is_int``, ``is_number``, ``toml_value``, ``plain``, ``got``,
+``range_text``, ``expected``) say how a knob's value and range are written in messages,
+the schema and the docs.
+
+Imports the standard library and ``sim.distributions`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from releasesim.sim.distributions import (
+    Distribution,
+    Exponential,
+    Fixed,
+    LogNormal,
+    Pareto,
+)
+
+Kind = Literal["int", "float", "bool", "str", "enum", "dist", "fractions", "schedule"]
+
+
+# --------------------------------------------------------------------------------------
+# The resolved scenario
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdChange:
+    """One entry of ``signers.threshold_schedule``: from ``at_s`` on, the threshold is ..."""
+
+    at_s: float
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class Signers:
+    n: int
+    threshold: int
+    availability: float
+    mean_offline_s: float
+    signing_delay: Distribution
+    rotation_interval_s: float
+    rotation_count: int
+    threshold_schedule: tuple[ThresholdChange, ...]
+    compromised: int
+
+    @property
+    def mean_online_s(self) -> float:
+        """Mean online spell, derived: ``mean_offline_s * a / (1 - a)`` (inf when a = 1)."""
+        a = self.availability
+        return math.inf if a >= 1.0 else self.mean_offline_s * a / (1.0 - a)
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    vote_period_epochs: int
+    vote_quorum: float
+    validators: int
+    stake: Distribution
+    participation: float
+    yes_probability: float
+    vote_delay: Distribution
+    submit_delay: Distribution
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    artifact_size_mb: float
+    build_at_s: float
+    bad_release: bool
+    startup_failure_prob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Adversary:
+    attack_at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Mirrors:
+    count: int
+    latency: Distribution
+    bandwidth_mbps: Distribution
+    capacity: int
+    outage_rate_per_h: float
+    outage_duration: Distribution
+    correlated_outage_prob: float
+    corruption_prob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    nodes: int
+    poll_interval_s: float
+    fetch_timeout_s: float
+    max_retries: int
+    backoff_base_s: float
+    backoff_factor: float
+    hash_speed_mbps: Distribution
+    restart_delay: Distribution
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    strategy: str
+    waves: tuple[float, ...]
+    wave_interval_s: float
+    halt_failure_rate: float
+    halt_min_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A fully resolved, validated scenario. Build it with ``load_scenario`` & co."""
+
+    name: str
+    description: str
+    replications: int
+    seed: int
+    horizon_s: float
+    sla_s: float
+    epoch_s: float
+    signers: Signers
+    governance: Governance
+    release: Release
+    adversary: Adversary
+    mirrors: Mirrors
+    fleet: Fleet
+    rollout: Rollout
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every knob, resolved, as plain JSON/TOML values (``scenario_from_dict`` reads it)."""
+        out: dict[str, Any] = {}
+        for knob in KNOBS:
+            value = self
+            for part in knob.key.split("."):
+                value = getattr(value, part)
+            target = out if knob.section is None else out.setdefault(knob.section, {})
+            target[knob.name] = plain(value)
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# The knob table
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Knob:
+    """One scenario knob: the single source of its default, checks, schema and docs."""
+
+    key: str
+    kind: Kind
+    default: Any
+    unit: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    max_key: str | None = None  # the upper bound is another knob's value
+    choices: tuple[str, ...] = ()
+    positive: bool = False  # dist: every draw must be > 0
+
+    @property
+    def section(self) -> str | None:
+        return self.key.split(".")[0] if "." in self.key else None
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit(".", 1)[-1]
+
+
+SECTIONS: dict[str, tuple[type, str]] = {
+    "signers": (Signers, "release signers: who attests builds, churn, rotation, compromise"),
+    "governance": (Governance, "the on-chain vote on a ReleaseVote: validators, stake, quorum"),
+    "release": (Release, "the build being released"),
+    "adversary": (Adversary, "the attacker holding signers.compromised keys (if > 0)"),
+    "mirrors": (Mirrors, "the download mirrors: latency, bandwidth, outages, corruption"),
+    "fleet": (Fleet, "the nodes: polling, fetch retries, hashing speed, restart"),
+    "rollout": (Rollout, "how activation reaches the fleet: all at once or in waves"),
+}
+
+_H = 3600.0
+KNOBS: tuple[Knob, ...] = (
+    Knob("name", "str", "baseline", "", "scenario name (defaults to the file name)"),
+    Knob(
+        "description", "str",
+        "Healthy release: 7 signers (threshold 5), 3 mirrors, 1000 nodes, all-at-once rollout.",
+        "", "one-line description shown by `releasesim scenarios list`",
+    ),
+    Knob("replications", "int", 20, "", "independent replications per run", minimum=1),
+    Knob("seed", "int", 20261127, "", "root seed; replication i uses (seed, i)", minimum=0),
+    Knob("horizon_s", "float", 6 * _H, "s", "simulated time to run each replication",
+         minimum=0, exclusive_minimum=True),
+    Knob("sla_s", "float", 3600.0, "s",
+         "a node not running the release sla_s after activation counts as lagging",
+         minimum=0, exclusive_minimum=True),
+    Knob("epoch_s", "float", 60.0, "s", "length of one chain epoch",
+         minimum=0, exclusive_minimum=True),
+    # [signers]
+    Knob("signers.n", "int", 7, "", "configured release signers", minimum=1),
+    Knob("signers.threshold", "int", 5, "", "attestations needed for a ReleaseVote",
+         minimum=1, max_key="signers.n"),
+    Knob("signers.availability", "float", 0.9, "fraction",
+         "long-run fraction of time each signer is online (alternating exponential spells, "
+         "stationary from t = 0)", minimum=0, maximum=1),
+    Knob("signers.mean_offline_s", "float", 1800.0, "s",
+         "mean offline spell; mean online spell = mean_offline_s * a / (1 - a), "
+         "a = availability", minimum=0, exclusive_minimum=True),
+    Knob("signers.signing_delay", "dist", LogNormal(120.0, 0.8), "s",
+         "from build (or coming back online) to an online signer's attestation"),
+    Knob("signers.rotation_interval_s", "float", 0.0, "s",
+         "every this long, the rotation_count oldest keys leave the set and new ones join "
+         "(0 = never); compromised keys are the oldest, so they leave first",
+         minimum=0),
+    Knob("signers.rotation_count", "int", 1, "", "keys swapped at each rotation",
+         minimum=0, max_key="signers.n"),
+    Knob("signers.threshold_schedule", "schedule", (), "",
+         "threshold changes: array of tables {at_s = seconds, threshold = 1..n}, "
+         "at_s strictly increasing"),
+    Knob("signers.compromised", "int", 0, "",
+         "signer keys held by the adversary (the first ones of the initial set)",
+         minimum=0, max_key="signers.n"),
+    # [governance]
+    Knob("governance.vote_period_epochs", "int", 30, "epochs",
+         "from proposal to the tally at the deadline epoch (proposal epoch + this): votes "
+         "count through the deadline epoch, the tally closes it at its end and records "
+         "activated_epoch = the deadline epoch", minimum=0),
+    Knob("governance.vote_quorum", "float", 0.5, "fraction",
+         "fraction of total stake that must vote yes", minimum=0, maximum=1),
+    Knob("governance.validators", "int", 50, "", "voting validators", minimum=1),
+    Knob("governance.stake", "dist", Pareto(1.0, 1.5), "weight",
+         "stake weight of each validator (relative)", positive=True),
+    Knob("governance.participation", "float", 0.8, "probability",
+         "that a validator votes at all", minimum=0, maximum=1),
+    Knob("governance.yes_probability", "float", 0.95, "probability",
+         "that a participating validator votes yes", minimum=0, maximum=1),
+    Knob("governance.vote_delay", "dist", Exponential(600.0), "s",
+         "from proposal to a participating validator's vote"),
+    Knob("governance.submit_delay", "dist", Fixed(30.0), "s",
+         "from attestation quorum to the ReleaseVote submission"),
+    # [release]
+    Knob("release.artifact_size_mb", "float", 80.0, "MB",
+         "simulated size of the build (download and hashing time)",
+         minimum=0, exclusive_minimum=True),
+    Knob("release.build_at_s", "float", 0.0, "s", "when the build is produced", minimum=0),
+    Knob("release.bad_release", "bool", False, "",
+         "marks the build as defective (a label for reports; the failure rate itself is "
+         "startup_failure_prob)"),
+    Knob("release.startup_failure_prob", "float", 0.0, "probability",
+         "per node, that the new build fails its boot check (then it is rolled back)",
+         minimum=0, maximum=1),
+    # [adversary]
+    Knob("adversary.attack_at_s", "float", 0.0, "s",
+         "when the adversary submits its malicious build (only if signers.compromised > 0)",
+         minimum=0),
+    # [mirrors]
+    Knob("mirrors.count", "int", 3, "", "mirrors serving the artifact", minimum=1),
+    Knob("mirrors.latency", "dist", LogNormal(0.2, 0.5), "s",
+         "per download request, before the transfer starts"),
+    Knob("mirrors.bandwidth_mbps", "dist", Fixed(200.0), "Mbit/s",
+         "per-download transfer rate of each mirror", positive=True),
+    Knob("mirrors.capacity", "int", 50, "downloads",
+         "concurrent downloads per mirror (others queue)", minimum=1),
+    Knob("mirrors.outage_rate_per_h", "float", 0.1, "1/h",
+         "outage events per mirror per hour (Poisson); with correlation c and M mirrors a "
+         "mirror goes down at rate*(1 - c + c*M) per hour", minimum=0),
+    Knob("mirrors.outage_duration", "dist", Exponential(600.0), "s", "length of an outage"),
+    Knob("mirrors.correlated_outage_prob", "float", 0.1, "probability",
+         "that an outage hits all mirrors at once", minimum=0, maximum=1),
+    Knob("mirrors.corruption_prob", "float", 0.001, "probability",
+         "per download, that bytes arrive corrupted (caught by the BLAKE3 check)",
+         minimum=0, maximum=1),
+    # [fleet]
+    Knob("fleet.nodes", "int", 1000, "", "nodes in the fleet", minimum=1),
+    Knob("fleet.poll_interval_s", "float", 600.0, "s",
+         "how often a node checks for an activated release (0 = it learns at once)",
+         minimum=0),
+    Knob("fleet.fetch_timeout_s", "float", 600.0, "s",
+         "a download attempt fails when it has not finished downloading this long after it "
+         "asked its mirror for a slot (time queued for a slot counts: a request still "
+         "queued then leaves the queue and fails over to the next mirror)",
+         minimum=0, exclusive_minimum=True),
+    Knob("fleet.max_retries", "int", 5, "",
+         "failed fetches retried per round; a node that used up a round starts a new one "
+         "at its next poll", minimum=0),
+    Knob("fleet.backoff_base_s", "float", 10.0, "s", "wait before the first retry", minimum=0),
+    Knob("fleet.backoff_factor", "float", 2.0, "", "each further retry waits this much longer",
+         minimum=1),
+    Knob("fleet.hash_speed_mbps", "dist", LogNormal(400.0, 0.6), "MB/s",
+         "per node hashing throughput (verification time = artifact_size_mb / this)",
+         positive=True),
+    Knob("fleet.restart_delay", "dist", LogNormal(20.0, 0.5), "s",
+         "node restart into the new (or the restored) build"),
+    # [rollout]
+    Knob("rollout.strategy", "enum", "all_at_once", "", "how activation reaches the fleet",
+         choices=("all_at_once", "waves")),
+    Knob("rollout.waves", "fractions", (0.01, 0.1, 0.5, 1.0), "fraction",
+         "waves: cumulative fleet fractions, strictly increasing, ending at 1.0"),
+    Knob("rollout.wave_interval_s", "float", 1800.0, "s", "waves: time between two waves",
+         minimum=0),
+    Knob("rollout.halt_failure_rate", "float", 0.05, "fraction",
+         "waves: halt when failed startups / nodes that tried the new build exceeds this",
+         minimum=0, maximum=1),
+    Knob("rollout.halt_min_attempts", "int", 10, "nodes",
+         "waves: the halt rule applies only after this many nodes tried the new build",
+         minimum=1),
+)
+
+BY_KEY: dict[str, Knob] = {k.key: k for k in KNOBS}
+TOP_KEYS: tuple[str, ...] = tuple(k.key for k in KNOBS if k.section is None)
+
+
+# --------------------------------------------------------------------------------------
+# Values: checking, converting, rendering
+# --------------------------------------------------------------------------------------
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as a TOML value (used in messages and docs)."""
+    if isinstance(value, Distribution):
+        value = value.to_dict()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def got(value: object) -> str:
+    text = repr(value) if isinstance(value, str) else toml_value(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def plain(value: Any) -> Any:
+    """A resolved knob value as plain JSON/TOML data."""
+    if isinstance(value, Distribution):
+        return value.to_dict()
+    if isinstance(value, ThresholdChange):
+        return {"at_s": value.at_s, "threshold": value.threshold}
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def range_text(knob: Knob) -> str:
+    """The allowed range, for messages and docs (``>= 1``, ``[0, 1]``, ``1 .. signers.n``)."""
+    low, high = knob.minimum, knob.maximum
+    if knob.kind == "enum":
+        return ", ".join(knob.choices)
+    if knob.kind == "fractions":
+        return "(0, 1], increasing, last 1.0"
+    if knob.kind == "schedule":
+        return "threshold 1 .. signers.n"
+    if knob.kind == "dist":
+        return "> 0" if knob.positive else ">= 0"
+    if knob.max_key is not None:
+        return f"{low:g} .. {knob.max_key}"
+    if low is not None and high is not None:
+        return f"[{low:g}, {high:g}]"
+    if low is not None:
+        return f"{'>' if knob.exclusive_minimum else '>='} {low:g}"
+    return ""
+
+
+def expected(knob: Knob) -> str:
+    noun = {"int": "an integer", "float": "a number"}.get(knob.kind, "")
+    rng = range_text(knob)
+    if knob.minimum is not None and knob.maximum is not None:
+        return f"{noun} in {rng}"
+    return f"{noun} {rng}".strip()
+
+
+# --------------------------------------------------------------------------------------
+# Building a Scenario
+
+
+__all__ = [
+    "BY_KEY",
+    "KNOBS",
+    "SECTIONS",
+    "TOP_KEYS",
+    "Adversary",
+    "Fleet",
+    "Governance",
+    "Kind",
+    "Knob",
+    "Mirrors",
+    "Release",
+    "Rollout",
+    "Scenario",
+    "Signers",
+    "ThresholdChange",
+    "expected",
+    "got",
+    "is_int",
+    "is_number",
+    "plain",
+    "range_text",
+    "toml_value",
+]
