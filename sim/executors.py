@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
 EXECUTORS = ("serial", "process", "dask")
 DASK_CONNECT_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 5.0
+"""How long ``probe_scheduler`` waits for a Dask scheduler's handshake (documented)."""
+DASK_HANDSHAKE_KEY = b"pickle-protocol"
+HANDSHAKE_MAX_BYTES = 512
 DASK_INSTALL_HINT = "pip install releasesim[dask]"
 _SCHEDULER_RE = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 
@@ -101,16 +105,38 @@ def validate_executor(
 
 
 def probe_scheduler(url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Fail fast (one line) when nothing accepts TCP connections at the scheduler address."""
+    """Fail fast (one line, within ``timeout`` seconds) unless a Dask scheduler answers.
+
+    A Dask peer speaks first: on a new TCP connection it sends its handshake, a msgpack
+    map with the keys ``compression``, ``python`` and ``pickle-protocol``. The probe
+    connects and reads until it has seen that handshake; a refused or unreachable
+    address, a server that stays silent (another service on the port) or one that says
+    something else is refused here, before ``distributed`` could hang on it or misread
+    its bytes as frame lengths.
+    """
     match = _SCHEDULER_RE.match(validate_scheduler(url))
     assert match is not None
     host, port = match.group(2).strip("[]"), int(match.group(3))
+    deadline = time.monotonic() + timeout
+    received = b""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            while DASK_HANDSHAKE_KEY not in received and len(received) < HANDSHAKE_MAX_BYTES:
+                conn.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = conn.recv(HANDSHAKE_MAX_BYTES - len(received))
+                if not chunk:
+                    break
+                received += chunk
+    except TimeoutError:
+        if not received:
+            raise RunError(f"{url} is not a Dask scheduler: no handshake within "
+                           f"{timeout:g} s") from None
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise RunError(f"cannot reach the Dask scheduler at {url}: {reason}") from None
+    if DASK_HANDSHAKE_KEY not in received:
+        raise RunError(f"{url} is not a Dask scheduler: it answered with something else "
+                       f"({len(received)} bytes that are not a Dask handshake)")
 
 
 def _import_distributed() -> Any:
@@ -216,9 +242,14 @@ def run_process(
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield from future.result()
-        finally:
+        except BaseException:
+            # interrupted (Ctrl-C, SIGTERM, a failed replication): do not wait for the
+            # chunks still running, stop their workers
             for future in pending:
                 future.cancel()
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            raise
 
 
 def run_dask(

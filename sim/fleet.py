@@ -57,9 +57,9 @@ from simpy.events import Event, EventPriority, Process, Timeout
 
 from releasesim.model.errors import DigestMismatch, ReleaseError, SourceError
 from releasesim.model.slot import MemoryAuditLog, MemorySlot
-from releasesim.model.store import ApprovedRelease, GovernanceStore
 from releasesim.model.update import boot_check, fetch_release, install_release
 from releasesim.sim.mirrors import withdraw_request
+from releasesim.sim.release_store import SimReleaseStore
 
 if TYPE_CHECKING:
     from releasesim.sim.rollout import Rollout
@@ -85,37 +85,6 @@ class NextPoll(Timeout):
         self._delay = delay
         self._ok = True
         env.schedule(self, AFTER_NORMAL, delay)
-
-
-class SimReleaseStore:
-    """The ``releasesim.model.update.ReleaseStore`` the nodes use: the real store, approvals cached.
-
-    ``record_install`` goes straight to the real store (it counts
-    ``release_installs_total`` and clamps install times). ``get_approved`` answers from a
-    cache of the real store's answers that the World clears after every tally (the only
-    way approvals change), so ten thousand nodes do not decode the same row each. The
-    answer is always the real store's.
-    """
-
-    __slots__ = ("store", "_approved")
-
-    def __init__(self, store: GovernanceStore) -> None:
-        self.store = store
-        self._approved: dict[str, ApprovedRelease | None] = {}
-
-    def get_approved(self, build_hash: str) -> ApprovedRelease | None:
-        try:
-            return self._approved[build_hash]
-        except KeyError:
-            approved = self.store.get_approved(build_hash)
-            self._approved[build_hash] = approved
-            return approved
-
-    def record_install(self, build_hash: str, node_id: str, ts: float) -> float:
-        return self.store.record_install(build_hash, node_id, ts)
-
-    def invalidate(self) -> None:
-        self._approved.clear()
 
 
 class Fleet:

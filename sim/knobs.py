@@ -172,6 +172,8 @@ class Knob:
     max_key: str | None = None  # the upper bound is another knob's value
     choices: tuple[str, ...] = ()
     positive: bool = False  # dist: every draw must be > 0
+    bytes_each: float = 0.0
+    """Memory a replication needs per unit of this size knob (for the upper bound's message)."""
 
     @property
     def section(self) -> str | None:
@@ -181,6 +183,13 @@ class Knob:
     def name(self) -> str:
         return self.key.rsplit(".", 1)[-1]
 
+
+MAX_NODES = 2_000_000
+"""Upper bound of ``fleet.nodes``: about 4 GB for one replication at ``NODE_BYTES`` each."""
+NODE_BYTES = 2048.0
+"""Peak memory per node of a replication (``benchmarks/bench_memory.py`` measures ~1.9 KB)."""
+MAX_REPLICATIONS = 1_000_000
+"""Upper bound of ``replications`` (one summary row each, kept in memory by the runner)."""
 
 SECTIONS: dict[str, tuple[type, str]] = {
     "signers": (Signers, "release signers: who attests builds, churn, rotation, compromise"),
@@ -200,7 +209,8 @@ KNOBS: tuple[Knob, ...] = (
         "Healthy release: 7 signers (threshold 5), 3 mirrors, 1000 nodes, all-at-once rollout.",
         "", "one-line description shown by `releasesim scenarios list`",
     ),
-    Knob("replications", "int", 20, "", "independent replications per run", minimum=1),
+    Knob("replications", "int", 20, "", "independent replications per run", minimum=1,
+         maximum=MAX_REPLICATIONS),
     Knob("seed", "int", 20261127, "", "root seed; replication i uses (seed, i)", minimum=0),
     Knob("horizon_s", "float", 6 * _H, "s", "simulated time to run each replication",
          minimum=0, exclusive_minimum=True),
@@ -210,7 +220,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("epoch_s", "float", 60.0, "s", "length of one chain epoch",
          minimum=0, exclusive_minimum=True),
     # [signers]
-    Knob("signers.n", "int", 7, "", "configured release signers", minimum=1),
+    Knob("signers.n", "int", 7, "", "configured release signers", minimum=1, maximum=1000),
     Knob("signers.threshold", "int", 5, "", "attestations needed for a ReleaseVote",
          minimum=1, max_key="signers.n"),
     Knob("signers.availability", "float", 0.9, "fraction",
@@ -240,7 +250,8 @@ KNOBS: tuple[Knob, ...] = (
          "activated_epoch = the deadline epoch", minimum=0),
     Knob("governance.vote_quorum", "float", 0.5, "fraction",
          "fraction of total stake that must vote yes", minimum=0, maximum=1),
-    Knob("governance.validators", "int", 50, "", "voting validators", minimum=1),
+    Knob("governance.validators", "int", 50, "", "voting validators", minimum=1,
+         maximum=100_000),
     Knob("governance.stake", "dist", Pareto(1.0, 1.5), "weight",
          "stake weight of each validator (relative)", positive=True),
     Knob("governance.participation", "float", 0.8, "probability",
@@ -267,13 +278,14 @@ KNOBS: tuple[Knob, ...] = (
          "when the adversary submits its malicious build (only if signers.compromised > 0)",
          minimum=0),
     # [mirrors]
-    Knob("mirrors.count", "int", 3, "", "mirrors serving the artifact", minimum=1),
+    Knob("mirrors.count", "int", 3, "", "mirrors serving the artifact", minimum=1,
+         maximum=1000),
     Knob("mirrors.latency", "dist", LogNormal(0.2, 0.5), "s",
          "per download request, before the transfer starts"),
     Knob("mirrors.bandwidth_mbps", "dist", Fixed(200.0), "Mbit/s",
          "per-download transfer rate of each mirror", positive=True),
     Knob("mirrors.capacity", "int", 50, "downloads",
-         "concurrent downloads per mirror (others queue)", minimum=1),
+         "concurrent downloads per mirror (others queue)", minimum=1, maximum=1_000_000),
     Knob("mirrors.outage_rate_per_h", "float", 0.1, "1/h",
          "outage events per mirror per hour (Poisson); with correlation c and M mirrors a "
          "mirror goes down at rate*(1 - c + c*M) per hour", minimum=0),
@@ -284,7 +296,8 @@ KNOBS: tuple[Knob, ...] = (
          "per download, that bytes arrive corrupted (caught by the BLAKE3 check)",
          minimum=0, maximum=1),
     # [fleet]
-    Knob("fleet.nodes", "int", 1000, "", "nodes in the fleet", minimum=1),
+    Knob("fleet.nodes", "int", 1000, "", "nodes in the fleet", minimum=1,
+         maximum=MAX_NODES, bytes_each=NODE_BYTES),
     Knob("fleet.poll_interval_s", "float", 600.0, "s",
          "how often a node checks for an activated release (0 = it learns at once)",
          minimum=0),
@@ -381,10 +394,24 @@ def range_text(knob: Knob) -> str:
     if knob.max_key is not None:
         return f"{low:g} .. {knob.max_key}"
     if low is not None and high is not None:
+        if knob.kind == "int":
+            return f"[{int(low)}, {int(high):,}]"
         return f"[{low:g}, {high:g}]"
     if low is not None:
         return f"{'>' if knob.exclusive_minimum else '>='} {low:g}"
     return ""
+
+
+def memory_text(knob: Knob, value: int) -> str:
+    """``; 1e+19 nodes would need about 17 EiB per replication`` for a size knob, else ``""``."""
+    if not knob.bytes_each:
+        return ""
+    size = float(value) * knob.bytes_each
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024 or unit == "EiB":
+            break
+        size /= 1024
+    return f" (that many would need about {size:,.0f} {unit} of memory per replication)"
 
 
 def expected(knob: Knob) -> str:
@@ -419,6 +446,7 @@ __all__ = [
     "got",
     "is_int",
     "is_number",
+    "memory_text",
     "plain",
     "range_text",
     "toml_value",

@@ -22,6 +22,7 @@ Imports ``sim.world`` (lazily, at run time), ``sim.scenario``, ``sim.executors``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -29,15 +30,16 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from releasesim.sim.executors import (
@@ -48,10 +50,16 @@ from releasesim.sim.executors import (
     execute,
     validate_executor,
 )
+from releasesim.sim.knobs import MAX_REPLICATIONS
 from releasesim.sim.progress import Progress
-from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
 from releasesim.sim.scenario import config_hash
-from releasesim.sim.summary import SUMMARY_COLUMNS
+from releasesim.sim.tables import (
+    INVARIANT_COLUMNS,
+    events_frame,
+    invariant_violations,
+    nodes_frame,
+    summary_frame,
+)
 from releasesim.sim.world import simulate_replication
 
 DEFAULT_REPLICATIONS = 20
@@ -62,8 +70,6 @@ MANIFEST = "manifest.json"
 GOVERNANCE_DB = "governance.db"
 MANIFEST_PACKAGES = ("releasesim", "simpy", "numpy", "pandas", "pynacl", "blake3", "pyarrow")
 
-INVARIANT_COLUMNS = ("unapproved_boots", "install_time_violations", "rejected_installs_counted")
-ID_COLUMNS = ("replication", "seed")
 
 
 @dataclass(slots=True)
@@ -81,111 +87,6 @@ class RunResult:
     def ok(self) -> bool:
         """True when every invariant column is zero in every replication."""
         return not self.invariant_violations
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def _column_dtype(values: Sequence[Any]) -> str:
-    """A stable dtype for one summary column, from its values across replications."""
-    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if present and len(present) == len(values):
-        if all(isinstance(v, bool | np.bool_) for v in present):
-            return "bool"
-        if all(
-            isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-            for v in present
-        ):
-            return "int64"
-    return "float64"
-
-
-def _summary_columns(results: Sequence[Any]) -> list[str]:
-    columns = list(ID_COLUMNS)
-    for name in SUMMARY_COLUMNS:
-        if name not in columns:
-            columns.append(name)
-    for result in results:
-        for name in result.summary:
-            if name not in columns:
-                columns.append(name)
-    return columns
-
-
-def summary_frame(results: Sequence[Any]) -> pd.DataFrame:
-    """One row per replication; ``replication`` and ``seed`` first, stable dtypes."""
-    columns = _summary_columns(results)
-    data: dict[str, Any] = {}
-    for name in columns:
-        if name == "replication":
-            values: list[Any] = [r.replication for r in results]
-        elif name == "seed":
-            values = [r.seed for r in results]
-        else:
-            values = [r.summary.get(name, math.nan) for r in results]
-        data[name] = pd.Series(values, dtype=_column_dtype(values) if values else "float64")
-    return pd.DataFrame(data, columns=columns)
-
-
-def _record_frame(
-    results: Sequence[Any], attr: str, columns: Sequence[str], sort_by: Sequence[str]
-) -> pd.DataFrame:
-    """Concatenate flat record tuples of every replication into one DataFrame.
-
-    ``replication`` and ``seed`` columns are added in front when the records do not
-    carry them. Rows are sorted stably by ``sort_by``: within equal keys the order the
-    replication recorded them in is kept, which is deterministic.
-    """
-    columns = list(columns)
-    blocks: list[pd.DataFrame] = []
-    lengths: list[int] = []
-    for result in results:
-        records = getattr(result, attr)
-        if not isinstance(records, pd.DataFrame):  # tuples, when not built by an executor
-            records = pd.DataFrame.from_records(records, columns=columns, nrows=len(records))
-        lengths.append(len(records))
-        if len(records):
-            blocks.append(records)
-    if len(blocks) > 1:
-        frame = pd.concat(blocks, ignore_index=True)
-    elif blocks:
-        frame = blocks[0].reset_index(drop=True)
-    else:
-        frame = pd.DataFrame.from_records([], columns=columns, nrows=0)
-    reps = np.repeat(np.array([r.replication for r in results], dtype=np.int64), lengths)
-    seeds = np.repeat(np.array([r.seed for r in results], dtype=np.int64), lengths)
-    if "replication" not in frame.columns:
-        frame.insert(0, "replication", reps)
-    else:
-        frame["replication"] = frame["replication"].astype("int64")
-    if "seed" not in frame.columns:
-        frame.insert(frame.columns.get_loc("replication") + 1, "seed", seeds)
-    keys = [k for k in sort_by if k in frame.columns]
-    if keys and len(frame):
-        frame = frame.sort_values(keys, kind="stable", ignore_index=True)
-    return frame.reset_index(drop=True)
-
-
-def nodes_frame(results: Sequence[Any]) -> pd.DataFrame:
-    """Per-node outcomes, sorted by replication then node."""
-    sort_by = ["replication"] + [c for c in ("node", "node_id", "node_index") if c in NODE_COLUMNS]
-    return _record_frame(results, "nodes", NODE_COLUMNS, sort_by[:2])
-
-
-def events_frame(results: Sequence[Any]) -> pd.DataFrame:
-    """Governance events, sorted by replication then time (recording order breaks ties)."""
-    return _record_frame(results, "events", EVENT_COLUMNS, ["replication", "time_s"])
-
-
-def invariant_violations(summary: pd.DataFrame) -> dict[str, int]:
-    """``{column: replications where it is non-zero}`` for the invariant columns."""
-    found = {}
-    for name in INVARIANT_COLUMNS:
-        if name in summary.columns:
-            bad = int((summary[name].fillna(0) != 0).sum())
-            if bad:
-                found[name] = bad
-    return found
 
 
 # --------------------------------------------------------------------------- run directory
@@ -317,6 +218,8 @@ def resolve_run_settings(
         seed = DEFAULT_SEED if seed is None else seed
     if isinstance(replications, bool) or int(replications) < 1:
         raise RunError(f"replications must be at least 1, got {replications}")
+    if int(replications) > MAX_REPLICATIONS:
+        raise RunError(f"replications must be at most {MAX_REPLICATIONS:,}, got {replications}")
     if isinstance(seed, bool) or int(seed) < 0:
         raise RunError(f"seed must be a non-negative integer, got {seed}")
     validate_executor(executor, workers=workers, scheduler=scheduler)
@@ -372,6 +275,44 @@ def run_scenario(
         destination.parent.mkdir(parents=True, exist_ok=True)
         tmp = destination.parent / f".{destination.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         tmp.mkdir()
+    with contextlib.ExitStack() as stack:
+        if tmp is not None:
+            stack.enter_context(sigterm_as_exit())
+        return _run_into(tmp, destination, scenario, replication_fn, name, started, seed,
+                         replications, executor, workers, scheduler, keep_store, progress,
+                         extra_manifest)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """While a run directory is being written, SIGTERM raises ``SystemExit(143)``.
+
+    The default action of SIGTERM ends the process on the spot, leaving the hidden
+    temporary folder behind; raised as an exception in the main thread, it unwinds
+    through the ``finally`` that removes it (as Ctrl-C does). The previous handler is
+    restored afterwards; outside the main thread nothing is changed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_into(
+    tmp: Path | None, destination: Path | None, scenario: Any, replication_fn: Any,
+    name: str, started: _dt.datetime, seed: int, replications: int, executor: str,
+    workers: int | None, scheduler: str | None, keep_store: bool | Path | None,
+    progress: bool, extra_manifest: dict[str, Any] | None,
+) -> RunResult:
+    """Run the replications and write the run directory through ``tmp`` (then removed)."""
     try:
         store_path: Path | None = None
         if keep_store is True:

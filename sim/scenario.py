@@ -48,6 +48,7 @@ from releasesim.sim.knobs import (
     got,
     is_int,
     is_number,
+    memory_text,
 )
 
 SCENARIO_DIR = Path(str(resources.files("releasesim.scenarios")))
@@ -74,7 +75,9 @@ def _convert(knob: Knob, raw: Any) -> Any:
     path = knob.key
     if knob.kind == "int":
         if not is_int(raw) or not _in_range(knob, raw):
-            raise ScenarioError(f"must be {expected(knob)}, got {got(raw)}", path=path)
+            too_big = is_int(raw) and knob.maximum is not None and raw > knob.maximum
+            memory = memory_text(knob, raw) if too_big else ""
+            raise ScenarioError(f"must be {expected(knob)}, got {got(raw)}{memory}", path=path)
         return int(raw)
     if knob.kind == "float":
         if not is_number(raw) or not math.isfinite(raw) or not _in_range(knob, raw):

@@ -23,7 +23,8 @@ from releasesim.reports.intervals import t975, t_interval, wilson
 from releasesim.sim.api import resolve_scenario, run
 from releasesim.sim.executors import RunError, chunk_size, validate_scheduler
 from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
-from releasesim.sim.runner import INVARIANT_COLUMNS, RunResult, run_scenario
+from releasesim.sim.runner import RunResult, run_scenario
+from releasesim.sim.tables import INVARIANT_COLUMNS
 from releasesim.sim.world import simulate_replication
 
 NODES = 40

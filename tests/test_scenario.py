@@ -162,16 +162,16 @@ def test_integers_are_accepted_for_numbers(tmp_path: Path) -> None:
         ("[signers]\nthreshold_schedule = [{at_s = 1.0, threshold = 2, by = 'x'}]\n",
          "signers.threshold_schedule[0].by: unknown key"),
         # wrong types
-        ("[fleet]\nnodes = 'ten'\n", "fleet.nodes: must be an integer >= 1, got 'ten'"),
-        ("[fleet]\nnodes = 10.0\n", "fleet.nodes: must be an integer >= 1, got 10.0"),
-        ("[fleet]\nnodes = true\n", "fleet.nodes: must be an integer >= 1, got true"),
+        ("[fleet]\nnodes = 'ten'\n", "fleet.nodes: must be an integer in [1, 2,000,000], got 'ten'"),
+        ("[fleet]\nnodes = 10.0\n", "fleet.nodes: must be an integer in [1, 2,000,000], got 10.0"),
+        ("[fleet]\nnodes = true\n", "fleet.nodes: must be an integer in [1, 2,000,000], got true"),
         ("[release]\nbad_release = 1\n", "release.bad_release: must be true or false, got 1"),
         ("name = 3\n", "name: must be a string, got 3"),
         ("fleet = 3\n", "fleet: must be a table [fleet], got 3"),
         ("[rollout]\nwaves = 0.5\n", "rollout.waves: must be a non-empty array"),
         ("[signers]\nthreshold_schedule = 3\n", "signers.threshold_schedule: must be an array"),
         # out of range
-        ("[fleet]\nnodes = 0\n", "fleet.nodes: must be an integer >= 1, got 0"),
+        ("[fleet]\nnodes = 0\n", "fleet.nodes: must be an integer in [1, 2,000,000], got 0"),
         ("[signers]\navailability = 1.5\n",
          "signers.availability: must be a number in [0, 1], got 1.5"),
         ("horizon_s = 0\n", "horizon_s: must be a number > 0, got 0"),
@@ -243,7 +243,7 @@ def test_shipped_files_are_named_relative_to_the_repo(tmp_path: Path) -> None:
     bad = {"fleet": {"nodes": "ten"}}
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict(bad, source="scenarios/x.toml")
-    assert str(info.value) == "scenarios/x.toml: fleet.nodes: must be an integer >= 1, got 'ten'"
+    assert str(info.value) == "scenarios/x.toml: fleet.nodes: must be an integer in [1, 2,000,000], got 'ten'"
     with pytest.raises(ScenarioError, match=r"^<dict>: fleet\.nodes: "):
         scenario_from_dict(bad)
 
@@ -321,8 +321,8 @@ def test_bad_override_paths(override: str, expected: str) -> None:
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("fleet.nodes=ten", "src: fleet.nodes: must be an integer >= 1, got 'ten'"),
-        ("fleet.nodes=-5", "src: fleet.nodes: must be an integer >= 1, got -5"),
+        ("fleet.nodes=ten", "src: fleet.nodes: must be an integer in [1, 2,000,000], got 'ten'"),
+        ("fleet.nodes=-5", "src: fleet.nodes: must be an integer in [1, 2,000,000], got -5"),
         ("signers.threshold=9", "src: signers.threshold: must be <= signers.n (7), got 9"),
         ("fleet.restart_delay.mean=3",
          "src: fleet.restart_delay.mean: unknown parameter for lognormal"),
@@ -426,7 +426,7 @@ def test_knob_table_covers_every_knob_with_a_unit_column() -> None:
     rows = knob_table()
     assert [r.key for r in rows] == [k.key for k in KNOBS]
     row = {r.key: r for r in rows}
-    assert row["fleet.nodes"].default == "1000" and row["fleet.nodes"].range == ">= 1"
+    assert row["fleet.nodes"].default == "1000" and row["fleet.nodes"].range == "[1, 2,000,000]"
     assert row["horizon_s"].unit == "s"
     assert row["governance.submit_delay"].default == "30.0"
     assert row["signers.threshold"].range == "1 .. signers.n"
@@ -439,3 +439,32 @@ def test_docs_contain_the_generated_knob_reference() -> None:
     )
     for knob in KNOBS:
         assert f"`{knob.key}`" in docs
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("fleet.nodes=9223372036854775807",
+         "fleet.nodes: must be an integer in [1, 2,000,000], got 9223372036854775807 (that many "
+         "would need about 16,384 EiB of memory per replication)"),
+        ("fleet.nodes=2000001", "would need about 4 GiB of memory per replication"),
+        ("signers.n=1001", "signers.n: must be an integer in [1, 1,000], got 1001"),
+        ("governance.validators=100001", "governance.validators: must be an integer in"),
+        ("mirrors.count=1001", "mirrors.count: must be an integer in [1, 1,000]"),
+        ("replications=1000001", "replications: must be an integer in [1, 1,000,000]"),
+    ],
+)
+def test_size_knobs_have_an_upper_bound_checked_at_validation(override: str, message: str) -> None:
+    from releasesim.sim.api import resolve_scenario
+
+    with pytest.raises(ScenarioError) as raised:
+        resolve_scenario("baseline", [override])
+    assert message in str(raised.value)
+
+
+def test_the_largest_fleet_still_validates() -> None:
+    from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.knobs import MAX_NODES, NODE_BYTES
+
+    assert resolve_scenario("baseline", [f"fleet.nodes={MAX_NODES}"]).fleet.nodes == MAX_NODES
+    assert MAX_NODES * NODE_BYTES < 8 * 2**30  # one replication fits a worker of this machine
