@@ -77,6 +77,8 @@ def docs(extra: list[str]) -> int:
         [python, "-m", "releasesim.sim.summary"],  # docs/metrics.md
         [python, "-m", "releasesim.sim.scenario_docs", "docs"],  # docs/scenarios.md
         [python, "-m", "releasesim.reports.measures", "docs/reports.md"],  # the measure list
+        # figures and example outputs quoted in README.md and docs/ (and their timings)
+        [python, "-m", "releasesim.docs_examples", "sync", "--timings", str(ROOT)],
     ]
     for step in steps:
         if run(*step):
@@ -87,7 +89,8 @@ def docs(extra: list[str]) -> int:
             return 1
         (ROOT / "docs" / "img").mkdir(exist_ok=True)
         shutil.copyfile(out / "fig_exposure.png", ROOT / "docs" / "img" / "exposure.png")
-    print("regenerated docs/metrics.md, docs/scenarios.md, docs/reports.md, docs/img/exposure.png")
+    print("regenerated docs/metrics.md, docs/scenarios.md, docs/reports.md, docs/img/exposure.png"
+          " and the examples of README.md and docs/")
     return 0
 
 

@@ -117,15 +117,10 @@ RS="$WORK/venv/bin/releasesim"
 [[ -x "$WORK/venv/bin/contract" ]] || fail "the wheel installs no contract command"
 
 step "releasesim --version"
-usage="$("$RS" --help)" || fail "releasesim --help exited $?"
-if grep -q -- '--version' <<<"$usage"; then
-    out="$("$RS" --version)" || fail "releasesim --version exited $?"
-    echo "smoke:   $out"
-    [[ "$out" == *"$VERSION"* ]] || fail "releasesim --version printed '$out', not $VERSION"
-else
-    # TODO(issue 9, item 3): drop this branch once --version has landed.
-    echo "smoke:   note: releasesim has no --version yet; ran --help instead"
-fi
+out="$("$RS" --version)" || fail "releasesim --version exited $?"
+echo "smoke:   $out"
+[[ "$out" == "releasesim $VERSION" ]] \
+    || fail "releasesim --version printed '$out', not 'releasesim $VERSION'"
 done_step
 
 step "releasesim scenarios list"

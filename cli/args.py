@@ -23,6 +23,9 @@ from typing import TypeVar
 
 EXIT_USAGE = 2
 MAX_INT = 2**63 - 1  # the largest integer the SQLite store can hold
+EXECUTORS = ("serial", "process", "dask")
+"""``releasesim.sim.executors.EXECUTORS``, repeated here (a test keeps them equal) so that
+building the parser does not import the executors, which import pandas."""
 
 T = TypeVar("T")
 
@@ -132,7 +135,18 @@ def positive_float(text: str) -> float:
     return value
 
 
-# -- errors ----------------------------------------------------------------------------------
+# -- usage and errors ------------------------------------------------------------------------
+def show_usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """The handler of a bare command group (``releasesim``, ``releasesim gov``): print the
+    group's help, listing its commands, on stderr and return exit code 2."""
+
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return usage
+
+
 def fail(exc: BaseException, exit_code: int | None = None) -> int:
     """Print ``exc`` as one ``error: ...`` line on stderr; return the exit code.
 
@@ -144,6 +158,7 @@ def fail(exc: BaseException, exit_code: int | None = None) -> int:
 
 
 __all__ = [
+    "EXECUTORS",
     "EXIT_USAGE",
     "MAX_INT",
     "fail",
@@ -156,6 +171,7 @@ __all__ = [
     "positive_seconds",
     "probability",
     "seed",
+    "show_usage",
     "strict_int",
     "strict_positive_int",
 ]

@@ -1,8 +1,8 @@
 """``releasesim demo``: the end-to-end governance demo, by running the real CLI.
 
-In a temporary folder it generates three release-signer keys, writes
-``config/release_signers.txt``, builds an artifact, signs its BLAKE3 build hash,
-proposes it with threshold 2 (after showing a short quorum being refused), approves it,
+In a temporary folder it generates three release-signer keys (``gov keygen``), writes
+``config/release_signers.txt``, builds an artifact, hashes (``gov hash``) and signs (``gov
+sign``) it, proposes it with threshold 2 (after showing a short quorum being refused), approves it,
 serves it from a local ``file://`` release source, fetches and installs it into a node
 binary slot, passes the boot check, then stages a corrupted binary and shows the boot
 check refusing it, rolling back and writing the audit record, and finally prints the
@@ -11,9 +11,9 @@ a prepared environment, and is printed with the equivalent shell command, so the
 doubles as a CLI tutorial. Exit code 0 only when every step behaved as expected.
 
 This is a stable command: ``make demo`` may later run the simulator too, but
-``releasesim demo`` stays the governance walk-through. Uses ``releasesim.model.crypto`` only to
-make keys, sign and hash (the build infrastructure's job); everything else goes through
-the CLI.
+``releasesim demo`` stays the governance walk-through. Every step goes through the CLI,
+the build infrastructure's jobs (keys, hash, signatures) included; ``releasesim.model.crypto``
+only double-checks what the CLI printed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from releasesim.model.crypto import ReleaseSigner, blake3_hex
+from releasesim.model.crypto import blake3_hex, verify_release
 
 _CLEARED_ENV = (
     "TB_RELEASE_SIGNERS",
@@ -158,21 +158,25 @@ def run_demo(workdir: Path) -> int:
 
     # 1. Signer keys and the trusted signer configuration.
     demo.heading("Generate three release-signer keys; trust them in config/release_signers.txt")
-    signers = [ReleaseSigner(os.urandom(32)) for _ in range(3)]
+    demo.note("(private key files stay with the build infrastructure; the public keys are printed)")
+    keys = []
+    for i in range(1, 4):
+        made = demo.run(["gov", "keygen", "--out", f"keys/signer-{i}.key"], expect=["0600"])
+        public = made.stdout.strip()
+        keys.append(public)
+        demo.check(len(public) == 64, f"K{i} is a 64-hex public key")
+        demo.shell(f"export K{i}={public}")
+        demo.aliases[public] = f"K{i}"
     config = workdir / "config" / "release_signers.txt"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(
         "# Trusted release signers: hex Ed25519 public keys, one a line.\n"
-        + "".join(f"{s.public_key}  # signer {i}\n" for i, s in enumerate(signers, 1)),
+        + "".join(f"{key}  # signer {i}\n" for i, key in enumerate(keys, 1)),
         encoding="utf-8",
     )
-    demo.note("(the build infrastructure keeps the private keys; here they are random seeds)")
-    for i, signer in enumerate(signers, 1):
-        demo.shell(f"export K{i}={signer.public_key}")
-        demo.aliases[signer.public_key] = f"K{i}"
     demo.shell("cat config/release_signers.txt")
     demo.note(config.read_text(encoding="utf-8"))
-    view = demo.run(["gov", "release-signers"], expect=[signers[0].public_key])
+    view = demo.run(["gov", "release-signers"], expect=[keys[0]])
     try:
         parsed = json.loads(view.stdout)
         demo.check(len(parsed["signers"]) == 3, "three trusted signers, threshold = set size 3")
@@ -186,20 +190,19 @@ def run_demo(workdir: Path) -> int:
     build.parent.mkdir(parents=True, exist_ok=True)
     build.write_bytes(artifact)
     build_hash = blake3_hex(artifact)
-    demo.shell("export H=$(b3sum --no-names build/the-block-v2.0.0.bin)   # or, in Python:")
-    demo.shell(
-        "export H=$(python -c 'import sys, blake3; "
-        "print(blake3.blake3(open(sys.argv[1], \"rb\").read()).hexdigest())' "
-        "build/the-block-v2.0.0.bin)"
-    )
-    demo.note(f"H={build_hash}  ({len(artifact)} bytes)")
+    hashed = demo.run(["gov", "hash", "build/the-block-v2.0.0.bin"], expect=[build_hash])
+    demo.shell(f"export H={hashed.stdout.strip()}   # {len(artifact)} bytes")
     demo.aliases[build_hash] = "H"
 
     # 3. Attestations.
     demo.heading("Signers 1 and 2 attest the build: Ed25519 over 'release:<H>'")
-    demo.note("(the build infrastructure signs; in Python: ReleaseSigner(seed).attest(H))")
-    signatures = [s.attest(build_hash) for s in signers[:2]]
-    for i, signature in enumerate(signatures, 1):
+    signatures = []
+    for i in (1, 2):
+        signed = demo.run(["gov", "sign", "--key", f"keys/signer-{i}.key", "--hash", build_hash])
+        signature = signed.stdout.strip()
+        demo.check(verify_release(keys[i - 1], build_hash, signature),
+                   f"S{i} is K{i}'s signature over release:<H>")
+        signatures.append(signature)
         demo.shell(f"export S{i}={signature}")
         demo.aliases[signature] = f"S{i}"
 
@@ -207,7 +210,7 @@ def run_demo(workdir: Path) -> int:
     demo.heading("Propose with one attestation but threshold 2: refused, nothing stored")
     demo.run(
         ["gov", "propose-release", "--hash", build_hash,
-         "--signature", signatures[0], "--signer", signers[0].public_key, "--threshold", "2"],
+         "--signature", signatures[0], "--signer", keys[0], "--threshold", "2"],
         expect_rc=1,
         expect=["1 of 2"],
     )
@@ -216,8 +219,8 @@ def run_demo(workdir: Path) -> int:
     demo.heading("Propose the release with two attestations and threshold 2")
     proposed = demo.run(
         ["gov", "propose-release", "--hash", build_hash,
-         "--signature", signatures[0], "--signer", signers[0].public_key,
-         "--signature", signatures[1], "--signer", signers[1].public_key,
+         "--signature", signatures[0], "--signer", keys[0],
+         "--signature", signatures[1], "--signer", keys[1],
          "--threshold", "2", "--proposer", "validator-1", "--json"],
         expect=['"status": "open"'],
     )

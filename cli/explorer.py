@@ -24,7 +24,7 @@ import json
 import sys
 from typing import Any
 
-from releasesim.cli.args import non_empty, port, strict_int
+from releasesim.cli.args import non_empty, port, show_usage, strict_int
 from releasesim.cli.gov import guard, open_store, store_path
 from releasesim.explorer.http import ExplorerApp, make_server
 from releasesim.model.errors import MalformedInput
@@ -165,9 +165,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``explorer`` group to the top-level sub-parsers."""
-    explorer = sub.add_parser("explorer", help="browse approved releases (CLI and HTTP)")
+    explorer = sub.add_parser("explorer", help="browse approved releases (CLI and HTTP)",
+                              description="Browse the approved releases of a governance store.")
     cmds = explorer.add_subparsers(dest="command", metavar="COMMAND", parser_class=type(explorer))
-    cmds.required = True
+    explorer.set_defaults(func=show_usage(explorer))
 
     def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
         parser = cmds.add_parser(name, help=help_text, description=help_text)

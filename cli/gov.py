@@ -1,6 +1,7 @@
-"""The ``gov`` command group: the operator CLI of the release flow, plus ``releasesim demo``.
+"""The ``gov`` command group: store, proposal and vote commands, and the shared helpers.
 
-Sub-commands (same flags as the seed document; ``contract gov ...`` works verbatim)::
+Sub-commands of this module (same flags as the seed document; ``contract gov ...`` works
+verbatim)::
 
     gov propose-release --hash H --signature S --signer K [...] [--threshold N]
     gov approve-release --id ID [--voter ADDR] [--weight W] [--epoch E]
@@ -8,11 +9,13 @@ Sub-commands (same flags as the seed document; ``contract gov ...`` works verbat
     gov tally --id ID [--epoch E]
     gov proposals
     gov release-signers
-    gov fetch-release --hash H [--signature S --signer K ...] [--dest PATH] [--install]
-    gov boot-check [--binary PATH] [--node-id ID] [--audit-log PATH]
     gov metrics
 
-Every sub-command takes ``--state PATH`` (else ``TB_GOV_DB_PATH``, else
+``gov fetch-release``/``boot-check`` live in ``cli.gov_release``, ``gov keygen``/``sign``/
+``hash`` in ``cli.gov_keys`` (``cli.main`` adds them to this group); they, ``cli.explorer``
+and ``cli.ops`` use the helpers here (``guard``, ``open_store``, ``store_path``, ...).
+
+Every store command takes ``--state PATH`` (else ``TB_GOV_DB_PATH``, else
 ``~/.the_block/governance.db``) and ``--json``. Read-only commands, and commands that
 can only fail on an empty store, never create a missing store: they see an empty one.
 
@@ -26,21 +29,19 @@ with the defaults activates the release, however much wall-clock time passes bet
 Exit codes: 0 success, 1 refused by the rules, 2 unusable input. This module only
 parses, calls ``model`` and prints; the rules live in ``model``. Errors derived from
 ``releasesim.model.errors.ReleasesimError`` are turned into one line by ``releasesim.cli.main``.
+Imports only the standard library, ``cli.args`` and ``model`` (``gov --help`` starts fast).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import getpass
 import json
 import os
-import socket
 import sqlite3
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,14 @@ from releasesim.cli.args import (
     finite_non_negative,
     non_empty,
     non_negative_int,
-    positive_seconds,
+    show_usage,
     strict_positive_int,
 )
-from releasesim.model.crypto import build_hash_of, parse_hash
+from releasesim.model.crypto import parse_hash
 from releasesim.model.errors import (
     InputError,
     MalformedInput,
     QuorumError,
-    RollbackUnavailable,
-    SlotError,
     StoreError,
     UnknownProposal,
 )
@@ -71,22 +70,13 @@ from releasesim.model.governance import (
     release_signers,
     tally,
 )
-from releasesim.model.metrics import render_prometheus
+from releasesim.model.metrics import counter_samples, render_prometheus
 from releasesim.model.quorum import Attestation, threshold_problem
 from releasesim.model.signers import load_signer_config
-from releasesim.model.slot import FileAuditLog, FileSlot
-from releasesim.model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlSource
 from releasesim.model.store import CHOICES, GovernanceStore, Proposal
-from releasesim.model.update import (
-    boot_check,
-    ensure_release_authorized,
-    fetch_release,
-    install_release,
-)
 
 ENV_DB_PATH = "TB_GOV_DB_PATH"
 DEFAULT_DB_PATH = Path("~/.the_block/governance.db")
-DEFAULT_DOWNLOADS = Path("downloads")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -146,6 +136,8 @@ def guard(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
+        except BrokenPipeError:
+            raise  # the reader of stdout went away: releasesim.cli.main ends quietly
         except sqlite3.Error as exc:
             where = _store_label(args) if hasattr(args, "state") else "governance store"
             raise StoreError(f"governance store {where}: unreadable ({exc})") from None
@@ -193,7 +185,8 @@ def parse_attestations(
     )
 
 
-def _emit(args: argparse.Namespace, payload: dict[str, Any] | list[Any], text: str) -> None:
+def emit(args: argparse.Namespace, payload: dict[str, Any] | list[Any], text: str) -> None:
+    """Print ``payload`` as JSON with ``--json``, else ``text``."""
     if args.json:
         print(json.dumps(payload, indent=2, sort_keys=False))
     else:
@@ -247,7 +240,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
             vote_period_epochs=args.vote_period,
             vote_quorum=args.vote_quorum,
         )
-    _emit(
+    emit(
         args,
         _proposal_dict(proposal),
         f"proposal {proposal.id} created for build {proposal.build_hash}\n"
@@ -297,7 +290,7 @@ def _vote_result(
         weight=args.weight,
         tally={"yes": counted.yes, "no": counted.no, "abstain": counted.abstain},
     )
-    _emit(
+    emit(
         args,
         payload,
         f"proposal {proposal.id} (build {proposal.build_hash}): {choice} vote by {voter}"
@@ -337,7 +330,7 @@ def cmd_tally(args: argparse.Namespace) -> int:
     assert proposal is not None
     payload = _proposal_dict(proposal)
     payload["tally"] = {"yes": result.yes, "no": result.no, "abstain": result.abstain}
-    _emit(
+    emit(
         args,
         payload,
         f"proposal {proposal.id} (build {proposal.build_hash}) tallied: yes {_weight(result.yes)},"
@@ -376,296 +369,119 @@ def cmd_release_signers(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        if args.json:
-            counters = [
-                {"name": name, "labels": labels, "value": value}
-                for name, labels, value in store.counters()
-            ]
-            print(json.dumps(counters, indent=2))
+        if args.json:  # every counter, zeros included, labels as an object
+            print(json.dumps([sample.to_dict() for sample in counter_samples(store)], indent=2))
         else:
             sys.stdout.write(render_prometheus(store))
     return 0
 
 
-# -- update commands ----------------------------------------------------------------------
-def _node_id(args: argparse.Namespace) -> str:
-    return args.node_id or socket.gethostname() or "node"
-
-
-def cmd_fetch(args: argparse.Namespace) -> int:
-    build_hash = parse_hash(args.hash, "--hash")
-    attestations: tuple[Attestation, ...] | None = parse_attestations(args.signer, args.signature)
-    dest = (
-        expand_path(args.dest, "--dest") if args.dest else DEFAULT_DOWNLOADS / f"{build_hash}.bin"
-    )
-    if dest.is_dir():
-        raise SlotError(f"download destination {dest}: is a directory")
-    source = UrlSource.from_env()
-    slot = FileSlot.resolve(args.binary) if args.install else None
-    with open_store(args) as store:
-        approved = store.get_approved(build_hash)
-        if slot is not None:
-            ensure_release_authorized(store, build_hash)  # refuse before downloading
-            slot.current(), slot.previous()  # an unreadable slot fails before downloading
-        dest_existed = dest.exists()
-        signer_set: tuple[str, ...] = ()
-        threshold: int | None = args.threshold
-        if attestations:
-            signer_set = load_signer_config().signers
-            if threshold is None and approved is not None:
-                threshold = approved.threshold
-            if threshold is None:
-                threshold = len(signer_set)
-            check = f"quorum of {threshold} over the given attestations and configured signers"
-        elif approved is not None:
-            attestations = approved.attestations
-            signer_set = approved.signer_set
-            threshold = approved.threshold if threshold is None else threshold
-            check = f"quorum of {threshold} over the attestations governance approved"
-        else:
-            attestations, threshold = None, None
-            check = "digest check only (no attestations given and the build is not approved)"
-        release = fetch_release(
-            build_hash,
-            attestations,
-            source=source,
-            signer_set=signer_set,
-            threshold=threshold,
-            dest=dest,
-            timeout=args.timeout,
-            max_bytes=args.max_bytes,
-        )
-        valid = list(release.quorum.valid) if release.quorum is not None else []
-        payload: dict[str, Any] = {
-            "hash": release.hash,
-            "path": str(release.path),
-            "size": len(release.bytes),
-            "verified": check,
-            "valid_signers": valid,
-            "installed": False,
-        }
-        lines = [
-            f"fetched {source.url_for(release.hash)}",
-            f"  BLAKE3 digest verified; {check}"
-            + (f": {len(valid)} valid" if release.quorum is not None else ""),
-            f"  saved {len(release.bytes)} bytes to {release.path}",
-        ]
-        if slot is not None:
-            node_id = _node_id(args)
-            with _discard_on_failure(dest if not dest_existed else None):
-                record = install_release(store, slot, release, node_id=node_id, now=time.time())
-            payload.update(
-                installed=True, binary=str(slot.binary), backup=str(slot.backup),
-                node_id=node_id, install_ts=record.ts,
-            )
-            lines.append(
-                f"  installed into {slot.binary} for node {node_id}"
-                f" (previous binary kept at {slot.backup})"
-            )
-    _emit(args, payload, "\n".join(lines))
-    return 0
-
-
-@contextlib.contextmanager
-def _discard_on_failure(path: Path | None) -> Iterator[None]:
-    """Remove ``path`` (a download this command created) if the block fails."""
-    try:
-        yield
-    except BaseException:
-        if path is not None:
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-        raise
-
-
-def _check_appendable(path: Path) -> None:
-    """``SlotError`` unless ``path`` could be appended to (without creating anything)."""
-    if path.is_dir():
-        raise SlotError(f"rollback audit log {path}: cannot append: is a directory")
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise SlotError(f"rollback audit log {path}: cannot append: permission denied")
-        return
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise SlotError(f"rollback audit log {path}: cannot append: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SlotError(f"rollback audit log {path}: cannot append: {folder} is not writable")
-
-
-def cmd_boot_check(args: argparse.Namespace) -> int:
-    slot = FileSlot.resolve(args.binary)
-    audit = FileAuditLog.resolve(args.audit_log, binary=slot.binary)
-    with open_store(args) as store:
-        current = slot.current()
-        if current is None or store.get_approved(build_hash_of(current)) is None:
-            # a rollback is coming: make sure its audit record can be written before the
-            # binary is touched, so a bad --audit-log never leaves an unrecorded rollback
-            _check_appendable(audit.path)
-        try:
-            result = boot_check(
-                store, slot, node_id=_node_id(args), now=time.time(), audit=audit, started=True
-            )
-        except RollbackUnavailable as exc:
-            raise RollbackUnavailable(f"boot refused: {slot.binary}: {exc}") from None
-    payload: dict[str, Any] = {
-        "ok": result.ok,
-        "hash": result.build_hash,
-        "binary": str(slot.binary),
-        "reason": result.reason,
-        "rollback": None if result.rollback is None else result.rollback.to_dict(),
-        "audit_log": None if result.rollback is None else str(audit.path),
-    }
-    if result.ok:
-        _emit(args, payload, f"boot allowed: {slot.binary} is approved build {result.build_hash}")
-        return 0
-    restored = result.rollback.restored_hash if result.rollback else None
-    text = (
-        f"boot refused: {slot.binary} is build {result.build_hash} ({result.reason});"
-        f" rolled back to {restored} from {slot.backup}; audit record appended to {audit.path}"
-    )
-    if args.json:
-        _emit(args, payload, text)
-    print(f"error: {text}", file=sys.stderr)
-    return 1
-
-
 # -- registration ---------------------------------------------------------------------------
-def _common() -> argparse.ArgumentParser:
+def _common(*, store: bool) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--state",
-        type=non_empty,
-        metavar="PATH",
-        help=f"governance store (else ${ENV_DB_PATH}, else {DEFAULT_DB_PATH})",
-    )
+    if store:
+        common.add_argument(
+            "--state",
+            type=non_empty,
+            metavar="PATH",
+            help=f"governance store (else ${ENV_DB_PATH}, else {DEFAULT_DB_PATH})",
+        )
     common.add_argument("--json", action="store_true", help="machine-readable output")
     return common
 
 
-def _add_attestation_flags(parser: argparse.ArgumentParser, required: bool) -> None:
+def add_command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    handler: Handler,
+    help_text: str,
+    *,
+    store: bool = True,
+) -> argparse.ArgumentParser:
+    """Add ``gov NAME`` running ``guard(handler)``, with ``--json`` (and ``--state`` with
+    ``store``); ``help_text`` is both the line in ``gov --help`` and the description."""
+    parser = commands.add_parser(
+        name, parents=[_common(store=store)], help=help_text, description=help_text
+    )
+    parser.set_defaults(func=guard(handler))
+    return parser
+
+
+def add_attestation_flags(parser: argparse.ArgumentParser) -> None:
+    """``--signature``/``--signer`` pairs (repeatable) and ``--threshold``."""
     parser.add_argument(
-        "--signature", action="append", required=required, metavar="SIG",
+        "--signature", action="append", metavar="SIG",
         help="hex Ed25519 signature over release:<hash> (repeat; pairs with --signer in order)",
     )
-    parser.add_argument(
-        "--signer", action="append", required=required, metavar="PUBKEY",
-        help="hex Ed25519 public key of a configured release signer (repeat)",
-    )
-    parser.add_argument(
-        "--threshold", type=strict_positive_int, metavar="N",
-        help="required valid distinct attestations (default: the signer set size)",
-    )
+    parser.add_argument("--signer", action="append", metavar="PUBKEY",
+                        help="hex Ed25519 public key of a configured release signer (repeat)")
+    parser.add_argument("--threshold", type=strict_positive_int, metavar="N",
+                        help="required valid distinct attestations (default: the signer set size)")
+
+
+def _add_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id", type=strict_positive_int, required=True, metavar="ID",
+                        help="the proposal id (see gov proposals)")
 
 
 def _add_epoch(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--epoch", type=non_negative_int, metavar="E",
-        help="act at this chain epoch (default: the store's current epoch)",
-    )
+    parser.add_argument("--epoch", type=non_negative_int, metavar="E",
+                        help="act at this chain epoch (default: the store's current epoch)")
 
 
 def _add_voter(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--voter", type=non_empty, metavar="ADDR",
-        help="voter address (default: your user name)",
-    )
-    parser.add_argument(
-        "--weight", type=finite_non_negative, default=1.0, metavar="W",
-        help="voting weight / stake (default 1)",
-    )
+    parser.add_argument("--voter", type=non_empty, metavar="ADDR",
+                        help="voter address (default: your user name)")
+    parser.add_argument("--weight", type=finite_non_negative, default=1.0, metavar="W",
+                        help="voting weight / stake (default 1)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``gov`` group and the ``demo`` command to the top-level sub-parsers."""
-    common = _common()
-    gov = sub.add_parser("gov", help="release governance and update (operator CLI)")
+def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """Add the ``gov`` group with its store, proposal and vote commands; return the group's
+    sub-parsers, to which ``releasesim.cli.main`` adds the commands of ``gov_release`` and
+    ``gov_keys``. ``releasesim gov`` alone prints the group's help (exit 2)."""
+    gov = sub.add_parser(
+        "gov", help="release governance and update (operator CLI)",
+        description="Release governance, update and key tooling for operators.",
+    )
     cmds = gov.add_subparsers(dest="command", metavar="COMMAND", parser_class=type(gov))
-    cmds.required = True
+    gov.set_defaults(func=show_usage(gov))
 
-    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        parser = cmds.add_parser(name, parents=[common], help=help_text, description=help_text)
-        parser.set_defaults(func=guard(handler))
-        return parser
-
-    p = add("propose-release", cmd_propose, "submit a ReleaseVote proposal for a signed build")
+    p = add_command(cmds, "propose-release", cmd_propose,
+                    "submit a ReleaseVote proposal for a signed build")
     p.add_argument("--hash", required=True, metavar="H", help="BLAKE3 build hash (64 hex)")
-    _add_attestation_flags(p, required=False)
-    p.add_argument(
-        "--proposer", type=non_empty, metavar="ADDR",
-        help="proposer address (default: your user name)",
-    )
+    add_attestation_flags(p)
+    p.add_argument("--proposer", type=non_empty, metavar="ADDR",
+                   help="proposer address (default: your user name)")
     _add_epoch(p)
     p.add_argument(
         "--vote-period", type=non_negative_int, default=0, metavar="EPOCHS",
         help="epochs until the vote deadline (default 0: approve-release tallies at once)",
     )
-    p.add_argument(
-        "--vote-quorum", type=finite_non_negative, default=1.0, metavar="WEIGHT",
-        help="yes weight needed to activate (default 1)",
-    )
+    p.add_argument("--vote-quorum", type=finite_non_negative, default=1.0, metavar="WEIGHT",
+                   help="yes weight needed to activate (default 1)")
 
-    p = add("approve-release", cmd_approve, "vote yes on a proposal; tallies at the deadline")
-    p.add_argument("--id", type=strict_positive_int, required=True, metavar="ID")
+    p = add_command(cmds, "approve-release", cmd_approve,
+                    "vote yes on a proposal; tallies at the deadline")
+    _add_id(p)
     _add_voter(p)
     _add_epoch(p)
 
-    p = add("vote", cmd_vote, "cast a yes/no/abstain vote on a proposal (no tally)")
-    p.add_argument("--id", type=strict_positive_int, required=True, metavar="ID")
-    p.add_argument("--choice", required=True, choices=CHOICES)
+    p = add_command(cmds, "vote", cmd_vote, "cast a yes/no/abstain vote on a proposal (no tally)")
+    _add_id(p)
+    p.add_argument("--choice", required=True, choices=CHOICES,
+                   help="the vote: " + ", ".join(CHOICES))
     _add_voter(p)
     _add_epoch(p)
 
-    p = add("tally", cmd_tally, "count the votes at or after the deadline; activate or reject")
-    p.add_argument("--id", type=strict_positive_int, required=True, metavar="ID")
+    p = add_command(cmds, "tally", cmd_tally,
+                    "count the votes at or after the deadline; activate or reject")
+    _add_id(p)
     _add_epoch(p)
 
-    add("proposals", cmd_proposals, "list the proposals in the store")
-    add("release-signers", cmd_release_signers, "the configured signers and latest threshold")
-
-    p = add("fetch-release", cmd_fetch, "download <hash>.bin from $TB_RELEASE_SOURCE_URL, verify")
-    p.add_argument("--hash", required=True, metavar="H", help="BLAKE3 build hash (64 hex)")
-    _add_attestation_flags(p, required=False)
-    p.add_argument(
-        "--dest", type=non_empty, metavar="PATH",
-        help="where to save (default ./downloads/<hash>.bin)",
-    )
-    p.add_argument("--install", action="store_true", help="install into the node binary slot")
-    p.add_argument(
-        "--binary", type=non_empty, metavar="PATH",
-        help="node binary (else $TB_NODE_BINARY)",
-    )
-    p.add_argument(
-        "--node-id", type=non_empty, metavar="ID",
-        help="node id recorded with the install (hostname)",
-    )
-    p.add_argument(
-        "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
-        help=f"give up after S seconds (default {DEFAULT_TIMEOUT_S:g})",
-    )
-    p.add_argument(
-        "--max-bytes", type=strict_positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
-        help=f"refuse artifacts larger than N bytes (default {DEFAULT_MAX_BYTES})",
-    )
-
-    p = add("boot-check", cmd_boot_check, "refuse to start an unapproved binary and roll back")
-    p.add_argument(
-        "--binary", type=non_empty, metavar="PATH",
-        help="node binary (else $TB_NODE_BINARY)",
-    )
-    p.add_argument(
-        "--node-id", type=non_empty, metavar="ID",
-        help="node id for the audit record (hostname)",
-    )
-    p.add_argument(
-        "--audit-log", type=non_empty, metavar="PATH",
-        help="rollback audit log (JSON lines)",
-    )
-
-    add("metrics", cmd_metrics, "Prometheus text exposition of the release counters")
-
-    from releasesim.cli import demo
-
-    demo.register(sub)
+    add_command(cmds, "proposals", cmd_proposals, "list the proposals in the store")
+    add_command(cmds, "release-signers", cmd_release_signers,
+                "the configured signers and latest threshold")
+    add_command(cmds, "metrics", cmd_metrics,
+                "Prometheus text exposition of the release counters (--json: a list)")
+    return cmds

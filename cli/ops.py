@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from releasesim.cli.args import non_empty, non_negative_int
+from releasesim.cli.args import non_empty, non_negative_int, show_usage
 from releasesim.cli.gov import expand_path, guard
 from releasesim.model.errors import InputError
 from releasesim.model.overlay import (
@@ -125,8 +125,9 @@ def cmd_rollback_drill(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``ops`` group to the top-level sub-parsers."""
     ops = sub.add_parser("ops", help="operator tools: peer-store migration, notes, drills")
-    cmds = ops.add_subparsers(dest="command", metavar="COMMAND", parser_class=type(ops))
-    cmds.required = True
+    cmds = ops.add_subparsers(dest="command", metavar="COMMAND", parser_class=type(ops),
+                              help="the operator tool to run")
+    ops.set_defaults(func=show_usage(ops))  # a bare `releasesim ops` prints its usage, exit 2
 
     p = cmds.add_parser(
         "migrate-overlay-store",

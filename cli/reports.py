@@ -1,20 +1,24 @@
-"""The ``report``, ``sweep`` and ``check`` commands of the ``releasesim`` CLI.
+"""The ``report`` and ``sweep`` commands of the ``releasesim`` CLI (``check``: ``cli.check``).
 
     releasesim report RUN_DIR [--out DIR]
     releasesim sweep SCENARIO --grid key.path=v1,v2 [--grid ...] [--set key.path=value ...]
                      [--replications N] [--seed S] [--executor serial|process|dask]
                      [--workers W] [--scheduler URL] [--max-forgery-prob P]
                      [--max-activation-s T] [--deadline-s D] [--target-ci-width W]
-                     [--max-replications M] [--out DIR]
-    releasesim check [DIR] [--update-baseline] [--baseline FILE] [--junit FILE]
-                     [--executor serial|process] [--workers W] [--verbose]
+                     [--max-replications M] [--out DIR] [--json] [--quiet]
 
-Exit codes: 0 ok; 1 ``check`` found a regression or a violated invariant (``sweep``:
-never; a sweep with SLOs and no feasible setting still exits 0 and says so); 2 unusable
-input (bad scenario, grid, run directory or baseline: one line on stderr).
+``sweep`` prints the sweep table and the recommendation, or with ``--json`` one JSON
+document: the fields of ``sweep.json`` (``recommended``: the point, ``recommendation``: the
+sentence, seed, SLOs, ...), ``out_dir`` and ``rows``, every row of the sweep table with
+every column of ``sweep.csv`` (NaN and infinities as ``null``). On a terminal, a progress
+bar counts the sweep's replications.
 
-Wiring only: runs go through ``releasesim.sim.sweep_runner`` (the runner and its executors), tables
-and figures come from ``reports``. Registered by ``releasesim.cli.main``.
+Exit codes: 0 ok (a sweep with SLOs and no feasible setting still exits 0 and says so);
+2 unusable input (bad scenario, grid or run directory: one line on stderr).
+
+Wiring only: runs go through ``releasesim.sim.sweep_runner`` (the runner and its executors),
+tables and figures come from ``reports``; the simulator, pandas and matplotlib are imported
+inside the commands. Registered by ``releasesim.cli.main``.
 """
 
 from __future__ import annotations
@@ -27,24 +31,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from releasesim.cli.args import fail, positive_float, positive_int, probability, seed
+from releasesim.cli.args import EXECUTORS, fail, positive_float, positive_int, probability, seed
+from releasesim.cli.output import StepProgress, print_json, table_records
 from releasesim.model.errors import ReleasesimError
 from releasesim.sim.errors import ScenarioError
-from releasesim.sim.executors import EXECUTORS, RunError
 
 EXIT_OK = 0
-EXIT_REGRESSION = 1
-CI_SUITE = "ci"
-"""The CI suite shipped with the scenarios (``releasesim.scenarios/ci``)."""
-BASELINE_NAME = "baseline.json"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``report``, ``sweep`` and ``check`` to the CLI."""
+    """Add ``report`` and ``sweep`` to the CLI."""
     report = sub.add_parser(
         "report", help="(re)build report.html, report.md and the PNGs of a run directory",
         description="Rebuild the blast-radius report from a run directory's tables.")
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="a run directory written by releasesim run")
     report.add_argument("--out", type=Path, metavar="DIR",
                         help="write the report here instead of into RUN_DIR")
     report.set_defaults(func=cmd_report)
@@ -62,9 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="replications per point (default: the scenario's)")
     sweep.add_argument("--seed", "-s", type=seed, metavar="S",
                        help="root seed, shared by every point (default: the scenario's)")
-    sweep.add_argument("--executor", "-e", choices=EXECUTORS, default="process")
-    sweep.add_argument("--workers", "-w", type=positive_int, metavar="W")
-    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT")
+    sweep.add_argument("--executor", "-e", choices=EXECUTORS, default="process",
+                       help="where replications run (default: process)")
+    sweep.add_argument("--workers", "-w", type=positive_int, metavar="W",
+                       help="worker processes (default: CPU count)")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="Dask scheduler address (--executor dask; default: a LocalCluster)")
     sweep.add_argument("--max-forgery-prob", type=probability, metavar="P",
                        help="SLO: 95%% upper bound of P(malicious build approved) <= P")
     sweep.add_argument("--max-activation-s", type=positive_float, metavar="T",
@@ -79,30 +83,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="cap for --target-ci-width (default 1000 per point)")
     sweep.add_argument("--out", "-o", type=Path, metavar="DIR",
                        help="output directory (default runs/sweep-<scenario>-<UTC time>)")
+    sweep.add_argument("--json", action="store_true",
+                       help="print one JSON document (every row of the sweep table and the "
+                            "recommendation) instead of the table")
+    sweep.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress bar or per-point lines on stderr")
     sweep.set_defaults(func=cmd_sweep)
 
-    check = sub.add_parser(
-        "check", help="CI regression mode: run the CI suite and compare with the baseline",
-        description="Run each CI scenario, check the invariants and the forgery-free "
-                    "safety measures, compare every other measure with the committed "
-                    "baseline by an exact test (docs/reports.md).")
-    check.add_argument("directory", nargs="?", type=Path, default=None, metavar="DIR",
-                       help="directory of CI scenarios (default: the shipped CI suite, "
-                            "scenarios/ci)")
-    check.add_argument("--baseline", type=Path, metavar="FILE",
-                       help="baseline file (default DIR/baseline.json)")
-    check.add_argument("--update-baseline", action="store_true",
-                       help="rewrite the baseline from this run (atomically)")
-    check.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
-    check.add_argument("--executor", "-e", choices=("serial", "process"), default="serial")
-    check.add_argument("--workers", "-w", type=positive_int, metavar="W")
-    check.add_argument("--verbose", "-v", action="store_true", help="show every check")
-    check.set_defaults(func=cmd_check)
 
-
-def _report_errors() -> tuple[type[BaseException], ...]:
+def report_errors() -> tuple[type[BaseException], ...]:
+    """The error roots a user's input can raise in ``report``, ``sweep`` and ``check``."""
     from releasesim.reports.regression import BaselineError
     from releasesim.reports.report import ReportError
+    from releasesim.sim.executors import RunError  # imports pandas: not at start-up
 
     return (ScenarioError, ReportError, BaselineError, RunError, ReleasesimError)
 
@@ -115,7 +108,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     try:
         paths = write_report(args.run_dir, args.out)
-    except _report_errors() as exc:
+    except report_errors() as exc:
         return fail(exc)
     html = next(p for p in paths if p.name == "report.html")
     print(f"wrote {len(paths)} files -> {html}")
@@ -135,7 +128,8 @@ def _deadline(scenario: Any, args: argparse.Namespace) -> float:
     return default_deadline_s(scenario)
 
 
-def _values(result: Any) -> Any:
+def measure_values(result: Any) -> Any:
+    """A run's per-replication measure values (``reports.measures.per_replication``)."""
     from releasesim.reports.measures import per_replication
 
     return per_replication(result.summary, result.nodes, result.events)
@@ -151,30 +145,55 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep_table,
     )
     from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.executors import RunError
+    from releasesim.sim.runner import resolve_run_settings
     from releasesim.sim.sweep_runner import SweepRun, parse_grid, run_sweep
 
+    progress = StepProgress(quiet=args.quiet)
     try:
         grid = parse_grid(args.grid)
         base = resolve_scenario(args.scenario, args.overrides)
         if args.out is not None and args.out.exists() and any(args.out.iterdir()):
             raise RunError(f"--out {args.out} already exists and is not empty; choose another")
+        points = math.prod(len(v) for _, v in grid)
+        reps, _, _ = resolve_run_settings(base, replications=args.replications, seed=args.seed,
+                                          workers=args.workers, executor=args.executor,
+                                          scheduler=args.scheduler)
+        cap = max(reps, args.max_replications)
+        # run_sweep logs one line per finished point, and one line before each rerun with
+        # doubled replications (when ``until`` says the CIs are still too wide)
+        state = {"reps": reps, "rerun": False}
 
         def table_of(runs: list[SweepRun]) -> Any:
-            return sweep_table([(dict(r.point.settings), _values(r.result),
+            return sweep_table([(dict(r.point.settings), measure_values(r.result),
                                  _deadline(r.scenario, args)) for r in runs])
+
+        def log(line: str) -> None:
+            if state["rerun"]:
+                state["rerun"] = False
+                progress.say(line)
+            else:
+                progress.step(int(state["reps"]), line)
 
         until = None
         if args.target_ci_width is not None:
             def until(runs: list[SweepRun]) -> bool:
-                return max_half_width(table_of(runs)) <= args.target_ci_width
+                done = max_half_width(table_of(runs)) <= args.target_ci_width
+                now = len(runs[0].result.summary)
+                if not done and now < cap:
+                    state.update(reps=min(cap, now * 2), rerun=True)
+                    progress.start(points * int(state["reps"]),
+                                   f"sweep {base.name} ({state['reps']} rep/point)")
+                return done
 
-        print(f"sweep {base.name}: {len(grid)} axes, "
-              f"{math.prod(len(v) for _, v in grid)} points", file=sys.stderr)
-        runs = run_sweep(base, grid, replications=args.replications, seed=args.seed,
-                         executor=args.executor, workers=args.workers,
-                         scheduler=args.scheduler, until=until,
-                         max_replications=args.max_replications)
-    except _report_errors() as exc:
+        print(f"sweep {base.name}: {len(grid)} axes, {points} points", file=sys.stderr)
+        with progress:
+            progress.start(points * reps, f"sweep {base.name} ({reps} rep/point)")
+            runs = run_sweep(base, grid, replications=args.replications, seed=args.seed,
+                             executor=args.executor, workers=args.workers,
+                             scheduler=args.scheduler, until=until,
+                             max_replications=args.max_replications, log=log)
+    except report_errors() as exc:
         return fail(exc)
     table = table_of(runs)
     rec = recommend(table, args.max_forgery_prob, args.max_activation_s)
@@ -206,9 +225,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "config_hashes": {r.point.label: r.result.manifest.get("config_hash") for r in runs},
     }
     atomic_write(out / "sweep.json", (json.dumps(manifest, indent=2) + "\n").encode())
-    print(_format_sweep(table))
-    print()
-    print(rec.sentence)
+    if args.json:
+        print_json({
+            **{k: v for k, v in manifest.items() if k != "format"},  # sweep.json's fields
+            "out_dir": str(out),
+            "rows": table_records(table),
+        })
+    else:
+        print(_format_sweep(table))
+        print()
+        print(rec.sentence)
     print(f"wrote sweep.csv, sweep.parquet, frontier.png, sweep.md, sweep.json -> {out}",
           file=sys.stderr)
     return EXIT_OK
@@ -236,80 +262,3 @@ def _format_sweep(table: Any) -> str:
             f"{ci(row, 'time_to_activation_s', 's'):<30} {'yes' if row['feasible'] else 'no'}"
         )
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- check
-
-
-def _installed(path: Path) -> bool:
-    """Is ``path`` inside an installed package (site-packages), not a checkout?"""
-    return any(part in ("site-packages", "dist-packages") for part in path.resolve().parts)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from releasesim.reports.regression import (
-        compare,
-        failed,
-        format_diff,
-        junit_xml,
-        make_baseline,
-        read_baseline,
-        scenario_entry,
-        write_baseline,
-    )
-    from releasesim.reports.report import atomic_write
-    from releasesim.sim.scenario import SCENARIO_DIR
-    from releasesim.sim.sweep_runner import run_suite
-
-    directory: Path = args.directory or SCENARIO_DIR / CI_SUITE
-    baseline_path = args.baseline or directory / BASELINE_NAME
-    try:
-        if args.update_baseline and args.baseline is None and _installed(directory):
-            raise ScenarioError("the shipped CI suite is part of the installed package; "
-                                "copy it and pass its DIR (or --baseline FILE) to update a "
-                                "baseline", source=str(directory))
-        if not directory.is_dir():
-            raise ScenarioError("not a directory of CI scenarios", source=str(directory))
-        baseline = None if args.update_baseline else read_baseline(baseline_path)
-        print(f"check {directory} ({args.executor})", file=sys.stderr)
-        suite = run_suite(directory, executor=args.executor, workers=args.workers)
-    except _report_errors() as exc:
-        return fail(exc)
-    entries, frames = {}, []
-    for path, scenario, result in suite:
-        values = _values(result)
-        from releasesim.sim.scenario import config_hash
-
-        info = {"file": path.name, "seed": result.manifest.get("seed"),
-                "config_hash": config_hash(scenario)}
-        entries[scenario.name] = scenario_entry(values, info)
-        base_entry = None if baseline is None else baseline["scenarios"].get(scenario.name)
-        if base_entry is not None and base_entry.get("config_hash") != info["config_hash"]:
-            print(f"note: {scenario.name}: scenario changed since the baseline "
-                  "(config hash differs)", file=sys.stderr)
-        if base_entry is None and baseline is not None:
-            print(f"note: {scenario.name}: not in the baseline (run --update-baseline)",
-                  file=sys.stderr)
-        frames.append(compare(scenario.name, base_entry if baseline is not None else
-                              entries[scenario.name], values))
-    rows = pd.concat(frames, ignore_index=True)
-    if args.junit is not None:
-        args.junit.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(args.junit, junit_xml(rows).encode("utf-8"))
-    if args.update_baseline:
-        invariants_bad = rows["status"] == "violated"
-        if invariants_bad.any():
-            print(format_diff(rows, verbose=args.verbose))
-            print("refusing to write a baseline with violated invariants", file=sys.stderr)
-            return EXIT_REGRESSION
-        write_baseline(baseline_path, make_baseline(entries))
-        print(f"baseline written: {baseline_path} ({len(entries)} scenarios)")
-        return EXIT_OK
-    print(format_diff(rows, verbose=args.verbose))
-    if failed(rows):
-        print("check FAILED: regression against the baseline (see REGRESSED/VIOLATED above)")
-        return EXIT_REGRESSION
-    print("check passed")
-    return EXIT_OK

@@ -25,10 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from releasesim.cli.args import EXIT_USAGE, fail, positive_int, seed
+from releasesim.cli.args import EXECUTORS, EXIT_USAGE, fail, positive_int, seed, show_usage
 from releasesim.model.errors import ReleasesimError
 from releasesim.sim.errors import ScenarioError
-from releasesim.sim.executors import EXECUTORS, probe_scheduler
 
 EXIT_OK = 0
 EXIT_INVARIANT = 1
@@ -72,9 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "measure with its interval and qualifier) instead of the table")
     run.set_defaults(func=cmd_run)
 
-    scenarios = sub.add_parser("scenarios", help="list, show and validate scenarios")
+    scenarios = sub.add_parser("scenarios", help="list, show and validate scenarios",
+                               description="List, show and validate scenarios.")
     ssub = scenarios.add_subparsers(dest="scenarios_command", metavar="COMMAND")
-    ssub.required = True
+    scenarios.set_defaults(func=show_usage(scenarios))
     ls = ssub.add_parser("list", help="list the shipped scenarios")
     ls.set_defaults(func=cmd_scenarios_list)
     schema = ssub.add_parser("schema", help="print the scenario JSON Schema")
@@ -83,7 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("name", metavar="NAME", help="a shipped scenario name or a TOML path")
     show.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="key.path=value", help="override a scenario value (repeatable)")
-    show.add_argument("--format", choices=("toml", "json"), default="toml")
+    show.add_argument("--format", choices=("toml", "json"), default="toml",
+                      help="output format (default toml)")
     show.set_defaults(func=cmd_scenarios_show)
     validate = ssub.add_parser(
         "validate", help="check scenario files without running them (exit 2 on the first error)"
@@ -96,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from releasesim.reports.blast_radius import blast_radius, blast_radius_json, format_blast_radius
     from releasesim.sim.api import resolve_scenario
+    from releasesim.sim.executors import probe_scheduler  # imports pandas: not at start-up
     from releasesim.sim.runner import check_out_dir, resolve_run_settings, run_label, run_scenario
 
     settings = {

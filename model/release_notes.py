@@ -319,13 +319,13 @@ def _update_line(update: dict[str, Any]) -> str:
 
 def render_markdown(summary: dict[str, Any]) -> str:
     """The summary as a Markdown section ready to paste into the release notes."""
-    window = [f"epoch >= {summary['since_epoch']}"]
+    window = [f"epoch >= {summary['since_epoch']}"] if summary["since_epoch"] else []
     if summary["since_proposal"] is not None:
         window.append(f"proposal >= {summary['since_proposal']}")
     lines = [
         HEADING,
         "",
-        f"Window: {' and '.join(window)}. Source: {summary['history']}",
+        f"Window: {' and '.join(window) or 'the whole history'}. Source: {summary['history']}",
         "",
         "| policy | previous | current | added | removed |",
         "|---|---|---|---|---|",

@@ -60,7 +60,10 @@ def wilson(successes: float, n: int) -> tuple[float, float, float]:
     z2 = Z95 * Z95
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return p, max(0.0, centre - half), min(1.0, centre + half)
+    # exactly 0 (or 1) when nothing (everything) happened, not a rounding error away from it
+    low = 0.0 if p <= 0.0 else max(0.0, centre - half)
+    high = 1.0 if p >= 1.0 else min(1.0, centre + half)
+    return p, low, high
 
 
 def t_interval(values: np.ndarray) -> tuple[float, float, float, int]:

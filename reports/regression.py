@@ -398,17 +398,29 @@ def format_diff(rows: pd.DataFrame, *, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def junit_xml(rows: pd.DataFrame, suite: str = "releasesim check") -> str:
-    """JUnit XML: one testcase per scenario x invariant/measure."""
+def junit_xml(rows: pd.DataFrame, suite: str = "releasesim check",
+              times: dict[str, float] | None = None) -> str:
+    """JUnit XML: one testsuite per scenario, one testcase per invariant/measure.
+
+    ``times`` maps a scenario to the seconds it took (``releasesim check``: running its
+    replications plus comparing them with the baseline); that is the testsuite's ``time``,
+    and each of its testcases gets an equal share, since every case is judged from the same
+    run. The ``testsuites`` element carries the total. Without ``times``, every time is 0.
+    """
+    times = times or {}
     root = ET.Element("testsuites")
+    total = 0.0
     for scenario, group in rows.groupby("scenario", sort=False):
         failures = int(group["status"].isin(FAILING).sum())
+        suite_s = max(0.0, float(times.get(str(scenario), 0.0)))
+        total += suite_s
+        case_s = suite_s / len(group)
         ts = ET.SubElement(root, "testsuite", name=f"{suite}: {scenario}",
                            tests=str(len(group)), failures=str(failures), errors="0",
-                           skipped="0")
+                           skipped="0", time=f"{suite_s:.6f}")
         for r in group.itertuples(index=False):
             case = ET.SubElement(ts, "testcase", classname=f"releasesim.check.{scenario}",
-                                 name=f"{r.kind}:{r.metric}", time="0")
+                                 name=f"{r.kind}:{r.metric}", time=f"{case_s:.6f}")
             detail = (f"baseline mean {_f(r.base_mean)} (std {_f(r.base_std)}, n {r.base_n}); "
                       f"now {_f(r.mean)} (std {_f(r.std)}, n {r.n}); diff {_f(r.diff)}, "
                       f"tolerance {_f(r.tolerance)}; rule {r.rule or '-'}, p {_f(r.p_value)}, "
@@ -421,6 +433,7 @@ def junit_xml(rows: pd.DataFrame, suite: str = "releasesim check") -> str:
             else:
                 out = ET.SubElement(case, "system-out")
                 out.text = f"{r.status}: {detail}"
+    root.set("time", f"{total:.6f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

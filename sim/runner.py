@@ -276,37 +276,50 @@ def run_scenario(
         tmp = destination.parent / f".{destination.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         tmp.mkdir()
     with contextlib.ExitStack() as stack:
-        if tmp is not None:
-            stack.enter_context(sigterm_as_exit())
-        return _run_into(tmp, destination, scenario, replication_fn, name, started, seed,
+        terminated = stack.enter_context(sigterm_as_exit()) if tmp is not None else None
+        return _run_into(terminated, tmp, destination, scenario, replication_fn, name,
+                         started, seed,
                          replications, executor, workers, scheduler, keep_store, progress,
                          extra_manifest)
 
 
+@dataclass(slots=True)
+class Termination:
+    """Set when SIGTERM arrived during a run (``sigterm_as_exit``)."""
+
+    signum: int = 0
+
+
 @contextlib.contextmanager
-def sigterm_as_exit() -> Iterator[None]:
+def sigterm_as_exit() -> Iterator[Termination]:
     """While a run directory is being written, SIGTERM raises ``SystemExit(143)``.
 
     The default action of SIGTERM ends the process on the spot, leaving the hidden
     temporary folder behind; raised as an exception in the main thread, it unwinds
-    through the ``finally`` that removes it (as Ctrl-C does). The previous handler is
-    restored afterwards; outside the main thread nothing is changed.
+    through the ``finally`` that removes it (as Ctrl-C does). An exception raised while
+    the interpreter runs a hook that ignores exceptions (a fork handler, a finalizer) is
+    lost, so the signal is also recorded in the yielded ``Termination`` and the runner
+    raises again after the next replication. The previous handler is restored
+    afterwards; outside the main thread nothing is changed.
     """
+    state = Termination()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
 
     def terminate(signum: int, frame: object) -> None:
+        state.signum = signum
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        yield
+        yield state
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _run_into(
+    terminated: Termination | None,
     tmp: Path | None, destination: Path | None, scenario: Any, replication_fn: Any,
     name: str, started: _dt.datetime, seed: int, replications: int, executor: str,
     workers: int | None, scheduler: str | None, keep_store: bool | Path | None,
@@ -337,6 +350,8 @@ def _run_into(
             ):
                 results.append(item)
                 bar.advance()
+                if terminated is not None and terminated.signum:
+                    raise SystemExit(128 + terminated.signum)
         wall = time.perf_counter() - t0
         results.sort(key=lambda r: r.replication)
         if [r.replication for r in results] != list(range(replications)):
@@ -362,6 +377,8 @@ def _run_into(
             out_dir=destination,
             invariant_violations=invariant_violations(summary),
         )
+        if terminated is not None and terminated.signum:
+            raise SystemExit(128 + terminated.signum)
         if tmp is not None and destination is not None:
             write_tables(tmp, result)
             _publish(tmp, destination)

@@ -190,3 +190,12 @@ def test_report_command(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["report", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+@pytest.mark.parametrize("n", [1, 7, 30, 100, 1000, 20000])
+def test_wilson_bounds_are_exact_at_zero_and_all(n: int) -> None:
+    assert wilson(0, n)[1] == 0.0 and wilson(n, n)[2] == 1.0
+    # the other bound: z^2 / (n + z^2), the closed form of Wilson's interval at p = 0
+    z2 = 1.959963984540054 ** 2
+    assert wilson(0, n)[2] == pytest.approx(z2 / (n + z2), rel=1e-12)
+    assert 1.0 - wilson(n, n)[1] == pytest.approx(z2 / (n + z2), rel=1e-12)

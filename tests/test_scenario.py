@@ -162,7 +162,8 @@ def test_integers_are_accepted_for_numbers(tmp_path: Path) -> None:
         ("[signers]\nthreshold_schedule = [{at_s = 1.0, threshold = 2, by = 'x'}]\n",
          "signers.threshold_schedule[0].by: unknown key"),
         # wrong types
-        ("[fleet]\nnodes = 'ten'\n", "fleet.nodes: must be an integer in [1, 2,000,000], got 'ten'"),
+        ("[fleet]\nnodes = 'ten'\n",
+         "fleet.nodes: must be an integer in [1, 2,000,000], got 'ten'"),
         ("[fleet]\nnodes = 10.0\n", "fleet.nodes: must be an integer in [1, 2,000,000], got 10.0"),
         ("[fleet]\nnodes = true\n", "fleet.nodes: must be an integer in [1, 2,000,000], got true"),
         ("[release]\nbad_release = 1\n", "release.bad_release: must be true or false, got 1"),
@@ -243,7 +244,8 @@ def test_shipped_files_are_named_relative_to_the_repo(tmp_path: Path) -> None:
     bad = {"fleet": {"nodes": "ten"}}
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict(bad, source="scenarios/x.toml")
-    assert str(info.value) == "scenarios/x.toml: fleet.nodes: must be an integer in [1, 2,000,000], got 'ten'"
+    assert str(info.value) == (
+        "scenarios/x.toml: fleet.nodes: must be an integer in [1, 2,000,000], got 'ten'")
     with pytest.raises(ScenarioError, match=r"^<dict>: fleet\.nodes: "):
         scenario_from_dict(bad)
 
