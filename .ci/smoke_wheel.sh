@@ -13,7 +13,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
-SHIPPED_SCENARIOS=(bad_release_rollback baseline compromised_signers lagging_release signer_churn)
+SHIPPED_SCENARIOS=(bad_release_rollback baseline certify_threshold compromised_signers lagging_release signer_churn)
 FOREIGN_TOP_LEVEL=(model sim reports cli explorer scenarios)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/releasesim-smoke.XXXXXX")"

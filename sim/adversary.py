@@ -1,9 +1,11 @@
 """The adversary: a malicious build signed with the compromised signer keys.
 
-When ``signers.compromised`` > 0, at ``adversary.attack_at_s`` the adversary builds a
-malicious artifact (real bytes, real BLAKE3 hash), publishes it to the mirrors, signs it
-with the compromised keys only (the first ``compromised`` keys of the initial set, even
-if a rotation has removed them since) and submits it through the real
+When it holds at least one key (``SignerPool.compromised``: the first
+``signers.compromised`` keys of the initial set, or the keys the World drew from the
+compromise model, ``releasesim.sim.compromise``), at ``adversary.attack_at_s`` the
+adversary builds a malicious artifact (real bytes, real BLAKE3 hash), publishes it to the
+mirrors, signs it with those keys only (even if a rotation has removed them since) and
+submits it through the real
 ``releasesim.model.governance.propose_release`` with the current signer set and threshold. It gets
 in only if the real quorum check lets it through. An accepted proposal is voted on by
 the validators like any other; if the real tally activates it, the fleet may install it

@@ -28,7 +28,9 @@ from releasesim.sim.distributions import (
     Pareto,
 )
 
-Kind = Literal["int", "float", "bool", "str", "enum", "dist", "fractions", "schedule"]
+Kind = Literal[
+    "int", "float", "bool", "str", "enum", "dist", "fractions", "schedule", "probs", "groups"
+]
 
 
 # --------------------------------------------------------------------------------------
@@ -45,6 +47,14 @@ class ThresholdChange:
 
 
 @dataclass(frozen=True, slots=True)
+class CompromiseGroup:
+    """One entry of ``signers.compromise_groups``: with probability ``prob`` all ``keys`` fall."""
+
+    keys: tuple[int, ...]
+    prob: float
+
+
+@dataclass(frozen=True, slots=True)
 class Signers:
     n: int
     threshold: int
@@ -55,6 +65,9 @@ class Signers:
     rotation_count: int
     threshold_schedule: tuple[ThresholdChange, ...]
     compromised: int
+    compromise_prob: float
+    compromise_probs: tuple[float, ...]
+    compromise_groups: tuple[CompromiseGroup, ...]
 
     @property
     def mean_online_s(self) -> float:
@@ -86,6 +99,7 @@ class Release:
 @dataclass(frozen=True, slots=True)
 class Adversary:
     attack_at_s: float
+    keys_held: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +202,8 @@ MAX_NODES = 2_000_000
 """Upper bound of ``fleet.nodes``: about 4 GB for one replication at ``NODE_BYTES`` each."""
 NODE_BYTES = 2048.0
 """Peak memory per node of a replication (``benchmarks/bench_memory.py`` measures ~1.9 KB)."""
+MAX_COMPROMISE_GROUPS = 16
+"""Upper bound of ``signers.compromise_groups``: the exact weights enumerate 2^G outcomes."""
 MAX_REPLICATIONS = 1_000_000
 """Upper bound of ``replications`` (one summary row each, kept in memory by the runner)."""
 
@@ -195,7 +211,7 @@ SECTIONS: dict[str, tuple[type, str]] = {
     "signers": (Signers, "release signers: who attests builds, churn, rotation, compromise"),
     "governance": (Governance, "the on-chain vote on a ReleaseVote: validators, stake, quorum"),
     "release": (Release, "the build being released"),
-    "adversary": (Adversary, "the attacker holding signers.compromised keys (if > 0)"),
+    "adversary": (Adversary, "the attacker holding the compromised signer keys (if any)"),
     "mirrors": (Mirrors, "the download mirrors: latency, bandwidth, outages, corruption"),
     "fleet": (Fleet, "the nodes: polling, fetch retries, hashing speed, restart"),
     "rollout": (Rollout, "how activation reaches the fleet: all at once or in waves"),
@@ -233,7 +249,8 @@ KNOBS: tuple[Knob, ...] = (
          "from build (or coming back online) to an online signer's attestation"),
     Knob("signers.rotation_interval_s", "float", 0.0, "s",
          "every this long, the rotation_count oldest keys leave the set and new ones join "
-         "(0 = never); compromised keys are the oldest, so they leave first",
+         "(0 = never); with signers.compromised the compromised keys are the oldest, so "
+         "they leave first",
          minimum=0),
     Knob("signers.rotation_count", "int", 1, "", "keys swapped at each rotation",
          minimum=0, max_key="signers.n"),
@@ -241,8 +258,21 @@ KNOBS: tuple[Knob, ...] = (
          "threshold changes: array of tables {at_s = seconds, threshold = 1..n}, "
          "at_s strictly increasing"),
     Knob("signers.compromised", "int", 0, "",
-         "signer keys held by the adversary (the first ones of the initial set)",
+         "fixed count of signer keys held by the adversary (the first ones of the initial "
+         "set); excludes the probabilistic model (compromise_prob, compromise_probs, "
+         "compromise_groups, adversary.keys_held)",
          minimum=0, max_key="signers.n"),
+    Knob("signers.compromise_prob", "float", 0.0, "probability",
+         "per key of the initial set, independently, that it is compromised over the "
+         "scenario's window (drawn per replication)", minimum=0, maximum=1),
+    Knob("signers.compromise_probs", "probs", (), "probability",
+         "one compromise probability per key of the initial set, in key order, instead of "
+         "compromise_prob ([] = compromise_prob for every key)"),
+    Knob("signers.compromise_groups", "groups", (), "",
+         "correlated compromise: array of tables {keys = [i, ...], prob = p}; with "
+         "probability p all the keys (indices 0 .. n - 1 of the initial set) fall together "
+         "(a shared HSM, cloud account), on top of the per-key compromise; groups may "
+         "overlap"),
     # [governance]
     Knob("governance.vote_period_epochs", "int", 30, "epochs",
          "from proposal to the tally at the deadline epoch (proposal epoch + this): votes "
@@ -275,8 +305,12 @@ KNOBS: tuple[Knob, ...] = (
          minimum=0, maximum=1),
     # [adversary]
     Knob("adversary.attack_at_s", "float", 0.0, "s",
-         "when the adversary submits its malicious build (only if signers.compromised > 0)",
+         "when the adversary submits its malicious build (only if it holds a key)",
          minimum=0),
+    Knob("adversary.keys_held", "int", -1, "keys",
+         "-1 = the keys the compromise model draws; J >= 0 = condition on exactly J "
+         "compromised keys, drawn from the model's exact conditional distribution given J "
+         "(needs P(J) > 0)", minimum=-1, max_key="signers.n"),
     # [mirrors]
     Knob("mirrors.count", "int", 3, "", "mirrors serving the artifact", minimum=1,
          maximum=1000),
@@ -375,6 +409,8 @@ def plain(value: Any) -> Any:
         return value.to_dict()
     if isinstance(value, ThresholdChange):
         return {"at_s": value.at_s, "threshold": value.threshold}
+    if isinstance(value, CompromiseGroup):
+        return {"keys": list(value.keys), "prob": value.prob}
     if isinstance(value, tuple):
         return [plain(v) for v in value]
     return value
@@ -389,6 +425,10 @@ def range_text(knob: Knob) -> str:
         return "(0, 1], increasing, last 1.0"
     if knob.kind == "schedule":
         return "threshold 1 .. signers.n"
+    if knob.kind == "probs":
+        return "each [0, 1]; [] or signers.n values"
+    if knob.kind == "groups":
+        return f"keys 0 .. signers.n - 1, prob [0, 1]; at most {MAX_COMPROMISE_GROUPS} groups"
     if knob.kind == "dist":
         return "> 0" if knob.positive else ">= 0"
     if knob.max_key is not None:
@@ -429,9 +469,11 @@ def expected(knob: Knob) -> str:
 __all__ = [
     "BY_KEY",
     "KNOBS",
+    "MAX_COMPROMISE_GROUPS",
     "SECTIONS",
     "TOP_KEYS",
     "Adversary",
+    "CompromiseGroup",
     "Fleet",
     "Governance",
     "Kind",

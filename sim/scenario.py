@@ -10,12 +10,13 @@ and lists the shipped ones (``list_scenarios``; they are package data,
 
 Any mistake raises ``sim.errors.ScenarioError`` with a one-line message
 ``"<file>: <key.path>: <what is wrong>"``: an unknown key, a wrong type, a value out of
-range, a cross-field rule (``signers.threshold <= signers.n``, waves ending at 1.0) or a
+range, a cross-field rule (``signers.threshold <= signers.n``, waves ending at 1.0, the
+fixed and the probabilistic compromise models not both, a possible ``adversary.keys_held``) or a
 malformed TOML file (``"<file>: line N: invalid TOML: ..."``).
 
 Imports the standard library, ``blake3`` and ``sim.knobs``/``sim.distributions``/
-``sim.errors`` only; must not import ``simpy``, ``model``, ``reports`` or the rest of
-``sim``.
+``sim.errors``/``sim.compromise`` only; must not import ``simpy``, ``model``, ``reports``
+or the rest of ``sim``.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ from typing import Any
 
 import blake3
 
+from releasesim.sim.compromise import possible_key_counts
 from releasesim.sim.distributions import (
     parse_distribution,
 )
 from releasesim.sim.errors import ScenarioError
 from releasesim.sim.knobs import (
     KNOBS,
+    MAX_COMPROMISE_GROUPS,
     SECTIONS,
     TOP_KEYS,
+    CompromiseGroup,
     Knob,
     Scenario,
     ThresholdChange,
@@ -49,7 +53,10 @@ from releasesim.sim.knobs import (
     is_int,
     is_number,
     memory_text,
+    plain,
 )
+
+_DEFAULTS: dict[str, Any] = {k.key: k.default for k in KNOBS}
 
 SCENARIO_DIR = Path(str(resources.files("releasesim.scenarios")))
 """The shipped scenarios: package data, in a checkout and in an installed wheel alike."""
@@ -105,6 +112,10 @@ def _convert(knob: Knob, raw: Any) -> Any:
         return _convert_fractions(raw, path)
     if knob.kind == "schedule":
         return _convert_schedule(raw, path)
+    if knob.kind == "probs":
+        return _convert_probs(raw, path)
+    if knob.kind == "groups":
+        return _convert_groups(raw, path)
     raise AssertionError(f"unknown knob kind {knob.kind!r}")  # pragma: no cover
 
 
@@ -171,6 +182,115 @@ def _convert_schedule(raw: Any, path: str) -> tuple[ThresholdChange, ...]:
     return tuple(out)
 
 
+def _probability(item: Any, where: str) -> float:
+    if not is_number(item) or not math.isfinite(item) or not 0 <= item <= 1:
+        raise ScenarioError(f"must be a probability in [0, 1], got {got(item)}", path=where)
+    return float(item)
+
+
+def _convert_probs(raw: Any, path: str) -> tuple[float, ...]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"must be an array of probabilities in [0, 1], got {got(raw)}",
+                            path=path)
+    return tuple(_probability(item, f"{path}[{i}]") for i, item in enumerate(raw))
+
+
+def _convert_groups(raw: Any, path: str) -> tuple[CompromiseGroup, ...]:
+    shape = "{keys = [i, ...], prob = p}"
+    if not isinstance(raw, list):
+        raise ScenarioError(f"must be an array of tables {shape}, got {got(raw)}", path=path)
+    if len(raw) > MAX_COMPROMISE_GROUPS:
+        raise ScenarioError(
+            f"at most {MAX_COMPROMISE_GROUPS} groups (the exact weights enumerate 2^G "
+            f"outcomes), got {len(raw)}",
+            path=path,
+        )
+    out: list[CompromiseGroup] = []
+    for i, item in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not isinstance(item, Mapping):
+            raise ScenarioError(f"must be a table {shape}, got {got(item)}", path=where)
+        _check_keys(item, ("keys", "prob"), where)
+        for key in ("keys", "prob"):
+            if key not in item:
+                raise ScenarioError("missing", path=f"{where}.{key}")
+        keys = item["keys"]
+        if not isinstance(keys, list) or not keys:
+            raise ScenarioError(f"must be a non-empty array of key indices, got {got(keys)}",
+                                path=f"{where}.keys")
+        seen: list[int] = []
+        for j, key in enumerate(keys):
+            if not is_int(key) or key < 0:
+                raise ScenarioError(f"must be a key index >= 0, got {got(key)}",
+                                    path=f"{where}.keys[{j}]")
+            if key in seen:
+                raise ScenarioError(f"key {key} is already in this group (keys are distinct)",
+                                    path=f"{where}.keys[{j}]")
+            seen.append(int(key))
+        out.append(CompromiseGroup(tuple(seen), _probability(item["prob"], f"{where}.prob")))
+    return tuple(out)
+
+
+_MODEL_KEYS = ("signers.compromise_prob", "signers.compromise_probs",
+               "signers.compromise_groups", "adversary.keys_held")
+"""The probabilistic compromise model's knobs (all at their defaults = not in use)."""
+
+
+def _check_compromise(values: Mapping[str, Any]) -> None:
+    """Cross-field rules of the compromise model (``sim.compromise``)."""
+    n = values["signers.n"]
+    in_use = [key for key in _MODEL_KEYS if values[key] != _DEFAULTS[key]]
+    if values["signers.compromised"] > 0 and in_use:
+        raise ScenarioError(
+            f"a fixed count of compromised keys cannot be combined with the probabilistic "
+            f"compromise model ({in_use[0]} is set): set signers.compromised or "
+            f"{in_use[0]}, not both",
+            path="signers.compromised",
+        )
+    probs = values["signers.compromise_probs"]
+    if probs and len(probs) != n:
+        raise ScenarioError(
+            f"must hold one probability per key: signers.n ({n}) values, or [] to use "
+            f"signers.compromise_prob for every key; got {len(probs)}",
+            path="signers.compromise_probs",
+        )
+    if probs and values["signers.compromise_prob"] != _DEFAULTS["signers.compromise_prob"]:
+        raise ScenarioError(
+            "set signers.compromise_prob (one value for every key) or "
+            "signers.compromise_probs (one per key), not both",
+            path="signers.compromise_probs",
+        )
+    for i, group in enumerate(values["signers.compromise_groups"]):
+        for j, key in enumerate(group.keys):
+            if key >= n:
+                raise ScenarioError(
+                    f"must be a key index 0 .. {n - 1} (signers.n - 1), got {key}",
+                    path=f"signers.compromise_groups[{i}].keys[{j}]",
+                )
+    held = values["adversary.keys_held"]
+    if held >= 0:
+        per_key = probs or (values["signers.compromise_prob"],) * n
+        groups = tuple((g.keys, g.prob) for g in values["signers.compromise_groups"])
+        possible = possible_key_counts(tuple(per_key), groups)
+        if held not in possible:
+            raise ScenarioError(
+                f"the compromise model never compromises exactly {held} keys (P = 0); "
+                f"possible counts: {_ranges(possible)}",
+                path="adversary.keys_held",
+            )
+
+
+def _ranges(values: Iterable[int]) -> str:
+    """``0..3, 5`` for {0, 1, 2, 3, 5}."""
+    runs: list[list[int]] = []
+    for value in sorted(values):
+        if runs and runs[-1][1] == value - 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ", ".join(f"{a}..{b}" if b > a else f"{a}" for a, b in runs)
+
+
 def _build(data: Mapping[str, Any]) -> Scenario:
     if not isinstance(data, Mapping):
         raise ScenarioError(f"a scenario must be a table, got {got(data)}")
@@ -200,6 +320,7 @@ def _build(data: Mapping[str, Any]) -> Scenario:
                 f"must be <= signers.n ({n}), got {change.threshold}",
                 path=f"signers.threshold_schedule[{i}].threshold",
             )
+    _check_compromise(values)
 
     sections = {
         name: cls(**{k.name: values[k.key] for k in KNOBS if k.section == name})
@@ -305,14 +426,25 @@ def list_scenarios() -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------
 
 
+HASH_OMITS_AT_DEFAULT: tuple[str, ...] = _MODEL_KEYS
+"""Knobs added after configuration hashes were first recorded (CI baselines, run
+manifests): left out of the hash while at their default, so a configuration that does
+not use them keeps the hash it had."""
+
+
 def config_hash(scenario: Scenario) -> str:
     """BLAKE3 hex digest of the canonical JSON of every knob except name and description.
 
     Two scenarios with the same knob values have the same hash, whatever they are called.
+    The knobs of ``HASH_OMITS_AT_DEFAULT`` count only when they differ from their default.
     """
     data = scenario.to_dict()
     data.pop("name", None)
     data.pop("description", None)
+    for key in HASH_OMITS_AT_DEFAULT:
+        section, name = key.split(".")
+        if data[section][name] == plain(_DEFAULTS[key]):
+            del data[section][name]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return blake3.blake3(canonical.encode("ascii")).hexdigest()
 

@@ -21,6 +21,7 @@ from releasesim.sim.distributions import (
 )
 from releasesim.sim.knobs import (
     KNOBS,
+    MAX_COMPROMISE_GROUPS,
     SECTIONS,
     Knob,
     plain,
@@ -59,6 +60,27 @@ def _knob_schema(knob: Knob) -> dict[str, Any]:
             "minItems": 1,
             "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         }
+    elif knob.kind == "probs":
+        schema = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}}
+    elif knob.kind == "groups":
+        schema = {
+            "type": "array",
+            "maxItems": MAX_COMPROMISE_GROUPS,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "keys": {
+                        "type": "array",
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "items": {"type": "integer", "minimum": 0},
+                    },
+                    "prob": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                "required": ["keys", "prob"],
+                "additionalProperties": False,
+            },
+        }
     else:
         schema = {
             "type": "array",
@@ -79,7 +101,8 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a scenario file; ``additionalProperties`` false everywhere.
 
     Cross-field rules (threshold <= n, waves increasing and ending at 1.0, a positive
-    bandwidth) are checked by ``load_scenario`` only.
+    bandwidth, compromise group keys < n, one compromise model, a possible
+    ``adversary.keys_held``) are checked by ``load_scenario`` only.
     """
     properties: dict[str, Any] = {k.name: _knob_schema(k) for k in KNOBS if k.section is None}
     for section, (_cls, doc) in SECTIONS.items():
@@ -124,7 +147,7 @@ def _display_default(knob: Knob) -> str:
 def knob_table() -> list[KnobRow]:
     """Every knob with its type, default, unit, allowed range and description."""
     types = {"fractions": "array of float", "schedule": "array of tables", "dist": "distribution",
-             "enum": "string"}
+             "enum": "string", "probs": "array of float", "groups": "array of tables"}
     return [
         KnobRow(k.key, types.get(k.kind, k.kind), _display_default(k), k.unit, range_text(k),
                 k.description)

@@ -11,8 +11,10 @@ P(k signers online at any fixed time) = Binomial(n, availability).
 Membership rotation (every ``rotation_interval_s``) removes the ``rotation_count``
 oldest keys of the configured set and adds as many new keys; scheduled threshold changes
 apply at their times. Both change the *configured* signer set and threshold that
-governance checks submissions against. The first ``compromised`` keys of the initial
-set are also held by the adversary.
+governance checks submissions against. The keys of the initial set in ``compromised``
+(drawn by the World from the compromise model, ``releasesim.sim.compromise``; by default
+the first ``signers.compromised``) are also held by the adversary; rotation removes the
+oldest keys whether compromised or not.
 
 Every change of a signer's state goes through ``set_online``, which keeps each signer's
 online spells (``spells``: closed ``(start_s, end_s)`` intervals; ``online_spells`` adds
@@ -41,7 +43,13 @@ if TYPE_CHECKING:
 class SignerPool:
     """All signer keys ever created, who is online, and the configured set and threshold."""
 
-    def __init__(self, world: World, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        world: World,
+        rng: np.random.Generator,
+        *,
+        compromised: tuple[int, ...] | None = None,
+    ) -> None:
         self.world = world
         self.rng = rng
         cfg = world.scenario.signers
@@ -57,7 +65,10 @@ class SignerPool:
         self.spells: list[list[tuple[float, float]]] = []  # closed online spells per signer
         self.configured: list[int] = []  # indices into keys, oldest first
         self.threshold = int(cfg.threshold)
-        self.compromised: tuple[int, ...] = tuple(range(int(cfg.compromised)))
+        self.compromised: tuple[int, ...] = (
+            tuple(range(int(cfg.compromised))) if compromised is None else tuple(compromised)
+        )
+        """Indices (into ``keys``, = of the initial set) of the keys the adversary holds."""
         self.online_listeners: list[Callable[[int], None]] = []
         self.offline_listeners: list[Callable[[int], None]] = []
         self.config_listeners: list[Callable[[], None]] = []

@@ -13,12 +13,11 @@ import pandas or ``reports``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from releasesim.sim.recorder import EVENT_KINDS, EVENT_TABLE, NODE_TABLE
+from releasesim.sim.recorder import EVENT_KINDS, EVENT_TABLE, NODE_TABLE, Column
 
 if TYPE_CHECKING:
     from releasesim.sim.world import World
@@ -26,11 +25,8 @@ if TYPE_CHECKING:
 NAN = math.nan
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
-    name: str
-    unit: str
-    meaning: str
+Metric = Column
+"""A summary column: name, unit and meaning (the same record as the node and event columns)."""
 
 
 METRICS: tuple[Metric, ...] = (
@@ -169,6 +165,12 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric("mirror_outages", "count", "Outages (a correlated outage counts once)."),
     Metric("signer_rotations", "count", "Membership rotations of the signer set."),
+    Metric(
+        "keys_held",
+        "count",
+        "Signer keys of the initial set the adversary holds in this replication "
+        "(`signers.compromised`, the compromise model's draw, or `adversary.keys_held`).",
+    ),
     Metric(
         "malicious_proposed",
         "bool",
@@ -369,6 +371,7 @@ def summarise(world: World) -> dict[str, float | int | bool]:
     row["mean_fetch_attempts"] = fleet.release_fetch_attempts / tried if tried else NAN
     row["mirror_outages"] = int(world.mirrors.outages)
     row["signer_rotations"] = int(world.signers.rotations)
+    row["keys_held"] = len(world.signers.compromised)
     row["malicious_proposed"] = bool(adversary.proposed)
     row["malicious_approved"] = malicious is not None
     row["malicious_installed_fraction"] = _fraction(

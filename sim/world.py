@@ -10,8 +10,11 @@ mutable state and no wall clock: everything lives on the World.
 Setup approves the *previous* build through the real governance flow at epoch 0 (one
 genesis vote), so every node starts running an approved build. Then the actors run as
 SimPy processes: signer pool, release manager, validators, adversary, mirrors, fleet and
-rollout controller. The replication ends at the horizon or as soon as nothing is left to
-happen (no pending proposal, no rollout or node still working).
+rollout controller. Before them, the keys the adversary holds are drawn from the
+``compromise`` stream (``sim.compromise.sample_compromised``: the compromise model, or its
+exact conditional law given ``adversary.keys_held``). The replication ends at the horizon
+or as soon as nothing is left to happen (no pending proposal, no rollout or node still
+working).
 
 Imports ``simpy``, ``numpy``, ``model`` and the other ``sim`` actor modules; must not
 import ``reports`` or pandas.
@@ -32,6 +35,7 @@ from releasesim.model.governance import cast_vote, propose_release, tally
 from releasesim.model.store import GovernanceStore
 from releasesim.sim.adversary import Adversary
 from releasesim.sim.artifacts import make_artifact
+from releasesim.sim.compromise import sample_compromised
 from releasesim.sim.fleet import Fleet
 from releasesim.sim.mirrors import Mirrors
 from releasesim.sim.recorder import Recorder
@@ -49,8 +53,10 @@ COMPONENTS: tuple[str, ...] = (
     "mirrors",
     "fleet",
     "rollout",
+    "compromise",
 )
-"""The fixed order in which child seeds are spawned (never reorder: it changes results)."""
+"""The fixed order in which child seeds are spawned (never reorder: it changes results; a new
+component goes at the end, so the existing ones keep their streams)."""
 
 GENESIS_VOTER = "genesis"
 
@@ -91,7 +97,11 @@ class World:
         self.end_s = math.nan
         self.finished = False
 
-        self.signers = SignerPool(self, self.rngs["signers"])
+        held = int(scenario.adversary.keys_held)
+        compromised = sample_compromised(
+            self.rngs["compromise"], scenario, None if held < 0 else held
+        )
+        self.signers = SignerPool(self, self.rngs["signers"], compromised=compromised)
         self.validators = Validators(self, self.rngs["validators"])
         self.mirrors = Mirrors(self, self.rngs["mirrors"])
         self.fleet = Fleet(self, self.rngs["fleet"])

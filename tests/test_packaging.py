@@ -22,6 +22,7 @@ PACKAGE_DATA: dict[str, list[str]] = SETUPTOOLS.get("package-data", {})
 SHIPPED_SCENARIOS = {
     "bad_release_rollback",
     "baseline",
+    "certify_threshold",
     "compromised_signers",
     "lagging_release",
     "signer_churn",

@@ -26,8 +26,8 @@ from releasesim.sim.scenario import (
 )
 from releasesim.sim.scenario_docs import DOCS_PATH, json_schema, knob_table, render_knob_docs
 
-SHIPPED = ["bad_release_rollback", "baseline", "compromised_signers", "lagging_release",
-           "signer_churn"]
+SHIPPED = ["bad_release_rollback", "baseline", "certify_threshold", "compromised_signers",
+           "lagging_release", "signer_churn"]
 
 
 def _write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
