@@ -24,7 +24,18 @@ import sys
 from collections.abc import Sequence
 
 from releasesim import __version__
-from releasesim.cli import check, demo, explorer, gov, gov_keys, gov_release, ops, reports, run
+from releasesim.cli import (
+    certify,
+    check,
+    demo,
+    explorer,
+    gov,
+    gov_keys,
+    gov_release,
+    ops,
+    reports,
+    run,
+)
 from releasesim.cli.args import show_usage
 from releasesim.model.errors import ReleasesimError
 
@@ -56,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     gov_commands = gov.register(sub)
     gov_release.register(gov_commands)
     gov_keys.register(gov_commands)
-    for module in (demo, run, explorer, ops, reports, check):
+    for module in (demo, run, explorer, ops, reports, check, certify):
         module.register(sub)
     return parser
 

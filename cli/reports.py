@@ -196,6 +196,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except report_errors() as exc:
         return fail(exc)
     table = table_of(runs)
+    try:
+        certified = _certify_points(table, runs, args)
+    except report_errors() as exc:
+        return fail(exc)
     rec = recommend(table, args.max_forgery_prob, args.max_activation_s)
     table["feasible"] = list(rec.feasible)
     table["recommended"] = table["point"] == rec.label
@@ -220,6 +224,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "slo": {"max_forgery_prob": args.max_forgery_prob,
                 "max_activation_s": args.max_activation_s},
         "deadline_s": float(table["deadline_s"].iloc[0]),
+        "forgery_bound": ("certified (stratified by keys held, docs/certify.md)" if certified
+                          else "Wilson 95% upper bound of the plain replications"),
         "recommended": rec.label,
         "recommendation": rec.sentence,
         "config_hashes": {r.point.label: r.result.manifest.get("config_hash") for r in runs},
@@ -238,6 +244,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"wrote sweep.csv, sweep.parquet, frontier.png, sweep.md, sweep.json -> {out}",
           file=sys.stderr)
     return EXIT_OK
+
+
+def _certify_points(table: Any, runs: list[Any], args: argparse.Namespace) -> bool:
+    """With ``--max-forgery-prob`` and a probabilistic compromise model, certify every
+    point (``releasesim certify``'s bound, budget ``--max-replications`` per point, the
+    sweep's seed) into the table's ``CERTIFIED`` columns; True when it did."""
+    from releasesim.cli.certify import certify_point
+    from releasesim.reports.sweep import CERTIFIED
+    from releasesim.sim.certify_runner import probabilistic
+
+    if args.max_forgery_prob is None or not any(probabilistic(r.scenario) for r in runs):
+        return False
+    seed_ = runs[0].result.manifest.get("seed")
+    rows = []
+    with StepProgress(quiet=args.quiet) as progress:
+        for r in runs:
+            progress.start(args.max_replications, f"certify {r.point.label}")
+            rows.append(certify_point(
+                r.scenario, target=args.max_forgery_prob, max_replications=args.max_replications,
+                seed=seed_, executor=args.executor, workers=args.workers,
+                scheduler=args.scheduler, log=progress.step)["row"])
+            progress.say(f"  {r.point.label}: {rows[-1]['approved_sentence']}")
+    table[CERTIFIED] = [row["approved_upper"] for row in rows]
+    table[CERTIFIED + "_point"] = [row["approved_point"] for row in rows]
+    table[CERTIFIED + "_method"] = [row["approved_method"] for row in rows]
+    return True
 
 
 def _format_sweep(table: Any) -> str:

@@ -8,13 +8,16 @@ deadline. Output:
   estimate, 95% CI and ``n`` (``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``,
   ``<metric>_n``), computed with each measure's one method (``releasesim.reports.estimates``), so a
   sweep row shows what the run's report shows.
-- ``recommend``: the SLO rule. A point is **feasible** when the Wilson 95% *upper* bound
-  of P(malicious build approved) is ``<= max_forgery_prob`` and its Kaplan-Meier median
+- ``recommend``: the SLO rule. A point is **feasible** when the 95% *upper* bound of
+  P(malicious build approved) is ``<= max_forgery_prob`` -- the certified stratified bound
+  (``CERTIFIED``, ``releasesim.reports.certify``, docs/certify.md) when the table has it
+  for every point (a probabilistic compromise model), else the Wilson bound of the plain
+  replications (the fixed-count model) -- and its Kaplan-Meier median
   time build -> activation (censored at the horizon; a rejected release never activates;
   ``inf`` when not reached within the horizon) is ``<= max_activation_s``. Among feasible
   points the one with the fastest median activation is recommended (ties: the lower
-  forgery bound, then the grid order); the reason is one sentence. With no feasible
-  point, the sentence says so and why.
+  forgery bound, then the grid order); the reason is one sentence, naming the bound used.
+  With no feasible point, the sentence says so and why.
 - ``frontier_figure``: P(malicious approved) vs median time to activation and vs
   P(activated by the deadline), with CIs, the SLO lines and the recommendation.
 
@@ -54,6 +57,11 @@ method, as in every report) plus ``activated_on_time`` (an event: activated with
 deadline of the build, Wilson interval)."""
 PRECISION_METRICS = ("malicious_approved", "activated_on_time")
 """The metrics ``--target-ci-width`` makes precise (half-widths in probability units)."""
+CERTIFIED = "malicious_approved_certified"
+"""Column of the certified upper bound on P(malicious approved) (``releasesim certify``);
+``CERTIFIED + "_point"`` and ``CERTIFIED + "_method"`` hold its point estimate and what is
+exact and what simulated."""
+WILSON_BOUND = "malicious_approved_ci_high"
 ON_TIME = Measure("activated_on_time", "governance", "probability",
                   "Activated within the deadline of the build.", "event", "lower")
 
@@ -129,25 +137,31 @@ def recommend(
     if max_forgery_prob is None and max_activation_s is None:
         return Recommendation(None, "No SLO given (--max-forgery-prob, --max-activation-s): "
                               "no recommendation.", tuple(False for _ in range(len(table))))
-    forgery_ok = (table["malicious_approved_ci_high"] <= max_forgery_prob
+    bound, certified = forgery_bound(table)
+    forgery_ok = (table[bound] <= max_forgery_prob
                   if max_forgery_prob is not None else pd.Series(True, index=table.index))
     speed_ok = (table["time_to_activation_s"] <= max_activation_s
                 if max_activation_s is not None else pd.Series(True, index=table.index))
     feasible = forgery_ok & speed_ok
-    slo = _slo_text(max_forgery_prob, max_activation_s)
+    slo = _slo_text(max_forgery_prob, max_activation_s, certified)
     if not feasible.any():
-        return Recommendation(None, _none_sentence(table, forgery_ok, speed_ok, slo),
+        return Recommendation(None, _none_sentence(table, forgery_ok, speed_ok, slo, bound),
                               tuple(bool(f) for f in feasible))
     candidates = table[feasible].assign(_order=np.arange(len(table))[feasible.to_numpy()])
-    best = candidates.sort_values(["time_to_activation_s", "malicious_approved_ci_high",
+    best = candidates.sort_values(["time_to_activation_s", bound,
                                    "_order"], kind="stable").iloc[0]
     n_feasible = int(feasible.sum())
+    if certified:
+        why = (f"its P(malicious approved) <= {best[CERTIFIED]:.2g}: "
+               f"{best[CERTIFIED + '_method']}")
+    else:
+        why = (f"its P(malicious approved) is {_pct(best['malicious_approved'])}, 95% CI "
+               f"[{_pct(best['malicious_approved_ci_low'])}, "
+               f"{_pct(best['malicious_approved_ci_high'])}], n={int(best['replications'])}")
     sentence = (
         f"Recommended: {best['point']} - the fastest median activation "
         f"({_activation(best)}) among the {n_feasible} of "
-        f"{len(table)} settings meeting {slo} (its P(malicious approved) is "
-        f"{_pct(best['malicious_approved'])}, 95% CI [{_pct(best['malicious_approved_ci_low'])}, "
-        f"{_pct(best['malicious_approved_ci_high'])}], n={int(best['replications'])})."
+        f"{len(table)} settings meeting {slo} ({why})."
     )
     return Recommendation(str(best["point"]), sentence, tuple(bool(f) for f in feasible))
 
@@ -163,9 +177,20 @@ def _pct(value: float) -> str:
     return format_value(value, "probability")
 
 
-def _slo_text(max_forgery_prob: float | None, max_activation_s: float | None) -> str:
+def forgery_bound(table: pd.DataFrame) -> tuple[str, bool]:
+    """``(column, certified)``: the certified bound when every point has one, else Wilson's."""
+    if CERTIFIED in table.columns and len(table) and table[CERTIFIED].notna().all():
+        return CERTIFIED, True
+    return WILSON_BOUND, False
+
+
+def _slo_text(max_forgery_prob: float | None, max_activation_s: float | None,
+              certified: bool = False) -> str:
     parts = []
-    if max_forgery_prob is not None:
+    if max_forgery_prob is not None and certified:
+        parts.append(f"P(malicious approved) certified 95% upper bound (stratified by keys "
+                     f"held, docs/certify.md) <= {max_forgery_prob:.2g}")
+    elif max_forgery_prob is not None:
         parts.append(f"P(malicious approved) 95% upper bound <= {_pct(max_forgery_prob)}")
     if max_activation_s is not None:
         parts.append(f"median activation <= {format_value(max_activation_s, 's')}")
@@ -173,7 +198,7 @@ def _slo_text(max_forgery_prob: float | None, max_activation_s: float | None) ->
 
 
 def _none_sentence(table: pd.DataFrame, forgery_ok: pd.Series, speed_ok: pd.Series,
-                   slo: str) -> str:
+                   slo: str, bound: str = WILSON_BOUND) -> str:
     if forgery_ok.any() and speed_ok.any():
         safe = table[forgery_ok]
         fastest = safe.sort_values("time_to_activation_s", kind="stable").iloc[0]
@@ -181,9 +206,13 @@ def _none_sentence(table: pd.DataFrame, forgery_ok: pd.Series, speed_ok: pd.Seri
                f"median {_activation(fastest)}) and the fast "
                "ones are not safe enough")
     elif not forgery_ok.any():
-        best = table.sort_values("malicious_approved_ci_high", kind="stable").iloc[0]
-        why = (f"no setting is safe enough (lowest upper bound: {best['point']}, "
-               f"{_pct(best['malicious_approved_ci_high'])}; more replications narrow it)")
+        best = table.sort_values(bound, kind="stable").iloc[0]
+        if bound == CERTIFIED:
+            why = (f"no setting is safe enough (lowest certified bound: {best['point']}, "
+                   f"{best[bound]:.2g}; a larger --max-replications may narrow it)")
+        else:
+            why = (f"no setting is safe enough (lowest upper bound: {best['point']}, "
+                   f"{_pct(best[bound])}; more replications narrow it)")
     else:
         best = table.sort_values("time_to_activation_s", kind="stable").iloc[0]
         why = (f"no setting activates fast enough (fastest: {best['point']}, median "
@@ -219,7 +248,7 @@ def frontier_figure(
         return [[max(0.0, mid - low)], [max(0.0, high - mid)]]
 
     for i, row in enumerate(table.itertuples(index=False)):
-        label = _short(row.point)
+        label = short_label(row.point)
         rec = recommended is not None and row.point == recommended
         color = RED if rec else BLUE
         x = act[i] / div
@@ -243,7 +272,7 @@ def frontier_figure(
                      arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
     if recommended is not None:
         for ax in (ax1, ax2):
-            ax.plot([], [], "o", color=RED, label=f"recommended: {_short(recommended)}")
+            ax.plot([], [], "o", color=RED, label=f"recommended: {short_label(recommended)}")
     top = max(5.0, float(np.nanmax(yhi)) * 1.15 if len(yhi) else 5.0)
     top = min(top + 8.0, 110.0) if top > 50 else top * 1.3
     if max_forgery_prob is not None:
@@ -273,7 +302,7 @@ def frontier_figure(
     return fig, [ax1, ax2]
 
 
-def _short(point: str) -> str:
+def short_label(point: str) -> str:
     """``signers.threshold=5`` -> ``threshold=5`` (the last key segment)."""
     return ", ".join(part.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + part.split("=", 1)[1]
                      for part in point.split(", "))
@@ -300,9 +329,11 @@ def sweep_markdown(table: pd.DataFrame, recommendation: Recommendation, title: s
 
 
 __all__ = [
+    "CERTIFIED",
     "PRECISION_METRICS",
     "Recommendation",
     "SWEEP_METRICS",
+    "forgery_bound",
     "frontier_figure",
     "max_half_width",
     "recommend",

@@ -143,7 +143,8 @@ print("HEAVY=" + json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), f
      (["gov", "hash", "README.md"], []), (["explorer", "--help"], []),
      (["explorer", "release-history"], []), (["ops", "--help"], []),
      (["ops", "release-notes", "--help"], []), (["run", "--help"], []),
-     (["sweep", "--help"], []), (["check", "--help"], []), (["scenarios", "--help"], []),
+     (["sweep", "--help"], []), (["certify", "--help"], []), (["check", "--help"], []),
+     (["scenarios", "--help"], []),
      (["report", "--help"], []),
      # the control: the probe does see the simulator when a command loads it
      (["scenarios", "show", "baseline"], ["pandas", "simpy"])],
