@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from releasesim.reports import figures
+import releasesim.reports.figures as figures
 from releasesim.reports.document import (
     FIGURES,
     Report,
