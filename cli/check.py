@@ -121,7 +121,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             progress.start(sum(replications), f"check {directory.name}")
             done = iter(replications)
             suite = run_suite(directory, executor=args.executor, workers=args.workers,
-                              log=lambda line: progress.step(next(done, 0), line))
+                              log=lambda line: progress.step(next(done, 0), line),
+                              on_replication=progress.tick)
     except report_errors() as exc:
         return fail(exc)
     run_times = progress.durations

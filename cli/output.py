@@ -70,6 +70,7 @@ class StepProgress:
         self.durations: list[float] = []
         self._bar: Progress | None = None
         self._since = time.perf_counter()
+        self._ticked = 0  # replications ticked since the last step
 
     @property
     def on_terminal(self) -> bool:
@@ -80,6 +81,7 @@ class StepProgress:
         self.close()
         self._bar = Progress(total, enabled=not self.quiet, desc=desc, stream=self.stream)
         self._since = time.perf_counter()
+        self._ticked = 0
 
     def say(self, line: str) -> None:
         if self.quiet:
@@ -91,13 +93,20 @@ class StepProgress:
         else:
             print(line, file=self.stream, flush=True)
 
+    def tick(self) -> None:
+        """One replication finished (the runner's per-replication hook)."""
+        self._ticked += 1
+        if self._bar is not None:
+            self._bar.advance(1)
+
     def step(self, replications: int, line: str) -> None:
         now = time.perf_counter()
         self.durations.append(now - self._since)
         self._since = now
         self.say(line)
-        if self._bar is not None:
-            self._bar.advance(replications)
+        if self._bar is not None:  # what the per-replication ticks have not counted yet
+            self._bar.advance(max(0, replications - self._ticked))
+        self._ticked = 0
 
     def close(self) -> None:
         if self._bar is not None:

@@ -192,7 +192,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             runs = run_sweep(base, grid, replications=args.replications, seed=args.seed,
                              executor=args.executor, workers=args.workers,
                              scheduler=args.scheduler, until=until,
-                             max_replications=args.max_replications, log=log)
+                             max_replications=args.max_replications, log=log,
+                             on_replication=progress.tick)
     except report_errors() as exc:
         return fail(exc)
     table = table_of(runs)

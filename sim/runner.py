@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -240,6 +240,7 @@ def run_scenario(
     write: bool = True,
     replication_fn: ReplicationFn | None = None,
     extra_manifest: dict[str, Any] | None = None,
+    on_replication: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run ``replications`` replications of ``scenario`` and return their tables.
 
@@ -247,7 +248,8 @@ def run_scenario(
     ``workers`` defaults to the CPU count (``process``, Dask ``LocalCluster``).
     With ``write`` (the default) the run directory is written atomically to ``out_dir``
     (default ``runs/<scenario-name>-<UTC timestamp>``); an existing non-empty ``out_dir``
-    is refused before anything runs. ``keep_store`` (True, or a path) exports replication
+    is refused before anything runs. ``on_replication`` is called after each finished
+    replication (a caller's progress bar). ``keep_store`` (True, or a path) exports replication
     0's governance store as ``governance.db`` in the run directory (or at that path).
     ``replication_fn`` replaces ``releasesim.sim.world.simulate_replication`` (tests, benchmarks).
     """
@@ -280,7 +282,7 @@ def run_scenario(
         return _run_into(terminated, tmp, destination, scenario, replication_fn, name,
                          started, seed,
                          replications, executor, workers, scheduler, keep_store, progress,
-                         extra_manifest)
+                         extra_manifest, on_replication)
 
 
 @dataclass(slots=True)
@@ -324,6 +326,7 @@ def _run_into(
     name: str, started: _dt.datetime, seed: int, replications: int, executor: str,
     workers: int | None, scheduler: str | None, keep_store: bool | Path | None,
     progress: bool, extra_manifest: dict[str, Any] | None,
+    on_replication: Callable[[], None] | None,
 ) -> RunResult:
     """Run the replications and write the run directory through ``tmp`` (then removed)."""
     try:
@@ -350,6 +353,8 @@ def _run_into(
             ):
                 results.append(item)
                 bar.advance()
+                if on_replication is not None:
+                    on_replication()
                 if terminated is not None and terminated.signum:
                     raise SystemExit(128 + terminated.signum)
         wall = time.perf_counter() - t0

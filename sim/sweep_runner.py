@@ -143,6 +143,7 @@ def run_sweep(
     until: Callable[[list[SweepRun]], bool] | None = None,
     max_replications: int = 1000,
     log: Callable[[str], None] | None = None,
+    on_replication: Callable[[], None] | None = None,
 ) -> list[SweepRun]:
     """Run every grid point with common random numbers; see the module docstring."""
     say = log or (lambda text: print(text, file=sys.stderr))
@@ -158,7 +159,7 @@ def run_sweep(
         for point, resolved in zip(points, scenarios, strict=True):
             result = run_scenario(resolved, replications=reps, seed=seed, workers=workers,
                                   executor=executor, scheduler=scheduler, progress=False,
-                                  write=False,
+                                  write=False, on_replication=on_replication,
                                   extra_manifest={"overrides": [*base_overrides,
                                                                 *point.overrides]})
             say(f"  {point.label}: {reps} replications (seed {seed})")
@@ -172,6 +173,7 @@ def run_sweep(
 def run_suite(
     directory: str | Path, *, executor: str = "serial", workers: int | None = None,
     log: Callable[[str], None] | None = None,
+    on_replication: Callable[[], None] | None = None,
 ) -> list[tuple[Path, Any, RunResult]]:
     """Run each scenario file of a CI directory with its own seed and replications."""
     say = log or (lambda text: print(text, file=sys.stderr))
@@ -186,7 +188,7 @@ def run_suite(
     out = []
     for path, resolved in zip(files, scenarios, strict=True):
         result = run_scenario(resolved, executor=executor, workers=workers, progress=False,
-                              write=False)
+                              write=False, on_replication=on_replication)
         say(f"  ran {resolved.name}: {len(result.summary)} replications, seed "
             f"{result.manifest.get('seed')} ({result.manifest.get('wall_s', 0):.1f} s)")
         out.append((path, resolved, result))

@@ -554,3 +554,18 @@ def test_the_readme_example_session_runs_as_written(tmp_path: Path) -> None:
         assert _normalise(got.splitlines(), str(folder)) == _normalise(expected, str(folder)), (
             command)
     assert (folder / "keys" / "signer-1.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_step_progress_counts_each_replication_once() -> None:
+    """Per-replication ticks and per-run steps together advance the bar by the total."""
+    import io
+
+    from releasesim.cli.output import StepProgress
+
+    with StepProgress(quiet=True, stream=io.StringIO()) as progress:
+        progress.start(10, "sweep")
+        for _ in range(5):
+            progress.tick()  # the runner's hook, one per finished replication
+        progress.step(5, "point 1")  # the point's line: its 5 replications already counted
+        progress.step(5, "point 2")  # no ticks (a runner without the hook): counted here
+        assert progress._bar is not None and progress._bar.done == 10

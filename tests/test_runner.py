@@ -309,3 +309,11 @@ def test_dask_scheduler_address_gives_identical_tables(
     for mine, theirs in zip(_tables(serial_run), _tables(other), strict=True):
         pdt.assert_frame_equal(mine, theirs, check_exact=True)
     assert other.manifest["executor"] == "dask"
+
+
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_on_replication_is_called_once_per_replication(scenario: Any, executor: str) -> None:
+    calls: list[int] = []
+    result = run_scenario(scenario, replications=3, executor=executor, workers=2,
+                          progress=False, write=False, on_replication=lambda: calls.append(1))
+    assert len(calls) == len(result.summary) == 3
