@@ -301,8 +301,9 @@ def sigterm_as_exit() -> Iterator[Termination]:
     through the ``finally`` that removes it (as Ctrl-C does). An exception raised while
     the interpreter runs a hook that ignores exceptions (a fork handler, a finalizer) is
     lost, so the signal is also recorded in the yielded ``Termination`` and the runner
-    raises again after the next replication. The previous handler is restored
-    afterwards; outside the main thread nothing is changed.
+    raises again after the next replication (the interpreter's "Exception ignored"
+    report of the lost one is suppressed: it is not the user's error). The previous
+    handler is restored afterwards; outside the main thread nothing is changed.
     """
     state = Termination()
     if threading.current_thread() is not threading.main_thread():
@@ -313,11 +314,22 @@ def sigterm_as_exit() -> Iterator[Termination]:
         state.signum = signum
         raise SystemExit(128 + signum)
 
+    unraisable = sys.unraisablehook
+
+    def quiet_lost_exit(info: Any) -> None:
+        # the SystemExit raised in a hook that ignores exceptions: recorded in ``state``,
+        # acted on after the next replication; not a traceback for the user
+        if state.signum and info.exc_type is SystemExit:
+            return
+        unraisable(info)
+
     previous = signal.signal(signal.SIGTERM, terminate)
+    sys.unraisablehook = quiet_lost_exit
     try:
         yield state
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = unraisable
 
 
 def _run_into(

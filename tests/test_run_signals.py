@@ -35,3 +35,23 @@ def test_sigterm_during_run_leaves_no_temporary_folder(tmp_path: Path, executor:
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # no hidden folder, no half-written run
+
+
+def test_a_sigterm_lost_in_a_hook_is_recorded_and_not_reported() -> None:
+    """SIGTERM handled inside a finalizer (where exceptions are ignored): the exit is
+    recorded for the runner, and no "Exception ignored ... Traceback" reaches stderr."""
+    code = (
+        "import os, signal, sys\n"
+        "from releasesim.sim.runner import sigterm_as_exit\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "with sigterm_as_exit() as state:\n"
+        "    Finalized()\n"
+        "    total = sum(range(10000))\n"
+        "    print(state.signum)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(int(signal.SIGTERM))
+    assert proc.stderr == ""
