@@ -95,7 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from releasesim.reports.blast_radius import blast_radius, blast_radius_json, format_blast_radius
+    from releasesim.reports.blast_radius import (
+        blast_radius,
+        blast_radius_json,
+        format_blast_radius,
+        main_rows,
+    )
+    from releasesim.reports.report import RunTables, build_report, save_report
     from releasesim.sim.api import resolve_scenario
     from releasesim.sim.executors import probe_scheduler  # imports pandas: not at start-up
     from releasesim.sim.runner import check_out_dir, resolve_run_settings, run_label, run_scenario
@@ -124,7 +130,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except SCENARIO_ERRORS as exc:
         return fail(exc, EXIT_USAGE)  # exit 1 means an invariant was violated
-    table = blast_radius(result.summary, result.nodes, result.events)
+    report = None
+    if result.out_dir is not None:
+        # one computation of the measures serves the printed table and the report files
+        report = build_report(RunTables(result.summary, result.nodes, result.events,
+                                        result.manifest))
+        table = main_rows(report.table)
+    else:
+        table = blast_radius(result.summary, result.nodes, result.events)
     reps = len(result.summary)
     if args.json:
         facts = {**result.manifest, "run_dir": str(result.out_dir) if result.out_dir else None}
@@ -132,13 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2, allow_nan=False))
     else:
         print(format_blast_radius(table, result.manifest, result.invariant_violations, reps))
-    if result.out_dir is not None:
-        from releasesim.reports.report import ReportError, write_report
-
-        try:
-            written = write_report(result.out_dir)
-        except ReportError as exc:
-            return fail(exc, EXIT_USAGE)
+    if report is not None and result.out_dir is not None:
+        written = save_report(report, Path(result.out_dir))
         html = next((p for p in written if p.name == "report.html"), None)
         if html is not None:
             print(f"{run_label(result)}; report: {html}", file=sys.stderr)

@@ -45,14 +45,18 @@ def blast_radius(
     events: pd.DataFrame,
     metrics: Sequence[str] = MAIN_METRICS,
 ) -> pd.DataFrame:
-    """The measure table (``releasesim.reports.estimates.TABLE_COLUMNS``) of ``metrics``, in order.
+    """The measure table (``reports.estimates.TABLE_COLUMNS``) of ``metrics``, in order.
 
     ``summary``, ``nodes`` and ``events`` are a run's tables (``RunResult`` or
-    ``releasesim.reports.report.load_run``).
+    ``reports.report.load_run``).
     """
-    values = per_replication(summary, nodes, events)
-    table = measure_table(values, metrics).set_index("measure")
-    return table.loc[[m for m in metrics if m in table.index]].reset_index()
+    return main_rows(measure_table(per_replication(summary, nodes, events), metrics), metrics)
+
+
+def main_rows(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
+    """The rows of a measure table (a run's report's, say) for ``metrics``, in that order."""
+    rows = table.set_index("measure")
+    return rows.loc[[m for m in metrics if m in rows.index]].reset_index()
 
 
 def format_blast_radius(
@@ -104,4 +108,5 @@ def blast_radius_json(
     }
 
 
-__all__ = ["MAIN_METRICS", "blast_radius", "blast_radius_json", "format_blast_radius"]
+__all__ = ["MAIN_METRICS", "blast_radius", "blast_radius_json", "format_blast_radius",
+           "main_rows"]

@@ -325,9 +325,6 @@ def per_replication(
     if "peak_down_fraction" in out.columns:
         peak = out["peak_down_fraction"]
         out["down_over_third"] = np.where(peak.isna(), NAN, (peak >= ONE_THIRD - 1e-12) * 1.0)
-    if "activated" in out.columns and "lagging_fraction" in out.columns:
-        # defined only given activation (the engine already writes NaN otherwise)
-        out.loc[out["activated"] != 1.0, "lagging_fraction"] = NAN
     ordered = [m.name for m in MEASURES if m.name in out.columns]
     censor = _censoring(summary, out, build, act)
     return pd.concat([out[ordered], censor, out[[FLEET_NODES]]], axis=1)

@@ -198,8 +198,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
     directory is missing or unreadable.
     """
     run_dir = Path(run_dir)
-    out = Path(out_dir) if out_dir is not None else run_dir
     report = build_report(load_run(run_dir))  # a bad run directory creates nothing
+    return save_report(report, Path(out_dir) if out_dir is not None else run_dir)
+
+
+def save_report(report: Report, out: Path) -> list[Path]:
+    """Write a built ``Report``'s files into ``out`` atomically; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     pngs = {key: figure_png(fig) for key, fig in report.figures.items()}
     written: list[Path] = []
@@ -212,8 +216,6 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
     atomic_write(out / JSON_NAME, text.encode("utf-8"))
     written += [out / HTML_NAME, out / MARKDOWN_NAME, out / JSON_NAME]
     return written
-
-
 
 
 __all__ = [
@@ -230,5 +232,6 @@ __all__ = [
     "headline_rows",
     "report_json",
     "load_run",
+    "save_report",
     "write_report",
 ]
