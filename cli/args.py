@@ -127,6 +127,14 @@ def probability(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (an SLO that may be 0: ``--max-stall-s 0``, no stall at all)."""
+    value = _parse(text, float, "expected a number, got {}", ascii_only=False)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number > 0."""
     value = _parse(text, float, "expected a number, got {}", ascii_only=False)
@@ -164,6 +172,7 @@ __all__ = [
     "fail",
     "finite_non_negative",
     "non_empty",
+    "non_negative_float",
     "non_negative_int",
     "port",
     "positive_float",

@@ -4,10 +4,15 @@
     releasesim sweep SCENARIO --grid key.path=v1,v2 [--grid ...] [--set key.path=value ...]
                      [--replications N] [--seed S] [--executor serial|process|dask]
                      [--workers W] [--scheduler URL] [--max-forgery-prob P]
-                     [--max-activation-s T] [--deadline-s D] [--target-ci-width W]
+                     [--max-activation-s T] [--max-stall-prob P] [--max-stall-s S]
+                     [--deadline-s D] [--target-ci-width W]
                      [--max-replications M] [--out DIR] [--json] [--quiet]
 
-``sweep`` prints the sweep table and the recommendation, or with ``--json`` one JSON
+``sweep``'s SLOs (``reports.sweep.recommend``): ``--max-forgery-prob`` and
+``--max-activation-s`` (safety and speed of activation), ``--max-stall-prob`` (95% upper
+bound of P(consensus stalled)) and ``--max-stall-s`` (95% upper bound of the mean longest
+stall, 0 without one; infinite when a replication was still stalled at the end). It prints
+the sweep table and the recommendation, or with ``--json`` one JSON
 document: the fields of ``sweep.json`` (``recommended``: the point, ``recommendation``: the
 sentence, seed, SLOs, ...), ``out_dir`` and ``rows``, every row of the sweep table with
 every column of ``sweep.csv`` (NaN and infinities as ``null``). On a terminal, a progress
@@ -31,7 +36,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from releasesim.cli.args import EXECUTORS, fail, positive_float, positive_int, probability, seed
+from releasesim.cli.args import (
+    EXECUTORS,
+    fail,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+    seed,
+)
 from releasesim.cli.output import StepProgress, print_json, table_records
 from releasesim.model.errors import ReleasesimError
 from releasesim.sim.errors import ScenarioError
@@ -52,8 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sweep = sub.add_parser(
         "sweep", help="run a grid of settings with common random numbers; recommend one",
-        description="Cartesian grid of overrides, same seeds for every point; tidy table, "
-                    "safety-vs-liveness frontier and, with SLOs, a recommendation.")
+        description="Cartesian grid of overrides, same seeds for every point; tidy table "
+                    "(with consensus stalls in stake: compare consensus.mode=rolling,"
+                    "halt_at_height), safety-vs-liveness frontier and, with SLOs (forgery, "
+                    "activation time, P(stall), stall duration), a recommendation.")
     sweep.add_argument("scenario", metavar="SCENARIO", help="shipped name or TOML path")
     sweep.add_argument("--grid", action="append", default=[], metavar="key.path=v1,v2",
                        help="a grid axis (repeatable; a..b is an integer range)")
@@ -73,6 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="SLO: 95%% upper bound of P(malicious build approved) <= P")
     sweep.add_argument("--max-activation-s", type=positive_float, metavar="T",
                        help="SLO: median time build -> activation <= T seconds")
+    sweep.add_argument("--max-stall-prob", type=probability, metavar="P",
+                       help="SLO: 95%% upper bound of P(consensus stalled) <= P (voting power "
+                            "up not above the liveness threshold at some instant)")
+    sweep.add_argument("--max-stall-s", type=non_negative_float, metavar="S",
+                       help="SLO: 95%% upper bound of the mean longest consensus stall per "
+                            "replication (0 without a stall) <= S seconds; a replication "
+                            "still stalled at the end of the run makes it unbounded")
     sweep.add_argument("--deadline-s", type=positive_float, metavar="D",
                        help="deadline of P(activated on time) (default: --max-activation-s, "
                             "else the vote period plus sla_s)")
@@ -130,7 +152,7 @@ def _deadline(scenario: Any, args: argparse.Namespace) -> float:
 
 def measure_values(result: Any) -> Any:
     """A run's per-replication measure values (``reports.measures.per_replication``)."""
-    from releasesim.reports.measures import per_replication
+    from releasesim.reports.replications import per_replication
 
     return per_replication(result.summary, result.nodes, result.events)
 
@@ -201,7 +223,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         certified = _certify_points(table, runs, args)
     except report_errors() as exc:
         return fail(exc)
-    rec = recommend(table, args.max_forgery_prob, args.max_activation_s)
+    rec = recommend(table, args.max_forgery_prob, args.max_activation_s,
+                    args.max_stall_prob, args.max_stall_s)
     table["feasible"] = list(rec.feasible)
     table["recommended"] = table["point"] == rec.label
     fig, _ = frontier_figure(table, max_forgery_prob=args.max_forgery_prob,
@@ -223,7 +246,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "replications_per_point": len(runs[0].result.summary),
         "common_random_numbers": "every point uses replication seeds (seed, i)",
         "slo": {"max_forgery_prob": args.max_forgery_prob,
-                "max_activation_s": args.max_activation_s},
+                "max_activation_s": args.max_activation_s,
+                "max_stall_prob": args.max_stall_prob,
+                "max_stall_s": args.max_stall_s},
         "deadline_s": float(table["deadline_s"].iloc[0]),
         "forgery_bound": ("certified (stratified by keys held, docs/certify.md)" if certified
                           else "Wilson 95% upper bound of the plain replications"),
@@ -239,7 +264,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             "rows": table_records(table),
         })
     else:
-        print(_format_sweep(table))
+        print(_format_sweep(table, stalls=args.max_stall_prob is not None
+                            or args.max_stall_s is not None))
         print()
         print(rec.sentence)
     print(f"wrote sweep.csv, sweep.parquet, frontier.png, sweep.md, sweep.json -> {out}",
@@ -273,7 +299,9 @@ def _certify_points(table: Any, runs: list[Any], args: argparse.Namespace) -> bo
     return True
 
 
-def _format_sweep(table: Any) -> str:
+def _format_sweep(table: Any, stalls: bool = False) -> str:
+    """The sweep table as text; with P(consensus stall) and the mean longest stall when
+    ``stalls`` (a stall SLO) or when some setting stalled consensus."""
     from releasesim.reports.formatting import format_estimate
 
     def ci(row: Any, name: str, unit: str) -> str:
@@ -282,16 +310,24 @@ def _format_sweep(table: Any) -> str:
         return (f"{format_estimate(row[name], unit, follow)} "
                 f"[{format_estimate(low, unit, follow)}, {format_estimate(high, unit, follow)}]")
 
+    stalls = "consensus_stalled" in table.columns and (
+        stalls or bool((table["consensus_stalled"].fillna(0) > 0).any()))
     header = (f"{'setting':<28} {'n':>5}  {'P(activated) [95% CI]':<26} "
               f"{'P(malicious approved) [95% CI]':<30} "
-              f"{'P(on time) [95% CI]':<26} {'median activation [95% CI]':<30} feasible")
-    lines = [header]
+              f"{'P(on time) [95% CI]':<26} {'median activation [95% CI]':<30} ")
+    if stalls:
+        header += f"{'P(stall) [95% CI]':<26} {'mean longest stall [95% CI]':<32} "
+    lines = [header + "feasible"]
     for _, row in table.iterrows():
-        lines.append(
+        line = (
             f"{row['point']:<28} {row['replications']:>5}  "
             f"{ci(row, 'activated', 'probability'):<26} "
             f"{ci(row, 'malicious_approved', 'probability'):<30} "
             f"{ci(row, 'activated_on_time', 'probability'):<26} "
-            f"{ci(row, 'time_to_activation_s', 's'):<30} {'yes' if row['feasible'] else 'no'}"
+            f"{ci(row, 'time_to_activation_s', 's'):<30} "
         )
+        if stalls:
+            line += (f"{ci(row, 'consensus_stalled', 'probability'):<26} "
+                     f"{ci(row, 'stall_longest_s', 's'):<32} ")
+        lines.append(line + ("yes" if row["feasible"] else "no"))
     return "\n".join(lines)

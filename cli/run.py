@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.out_dir is not None:
         # one computation of the measures serves the printed table and the report files
         report = build_report(RunTables(result.summary, result.nodes, result.events,
-                                        result.manifest))
+                                        result.manifest, result.downtime))
         table = main_rows(report.table)
     else:
         table = blast_radius(result.summary, result.nodes, result.events)

@@ -69,7 +69,8 @@ from releasesim.docs_sessions import (
 from releasesim.reports import regression as rg
 from releasesim.reports.estimates import event_interval, fraction_interval
 from releasesim.reports.formatting import format_value
-from releasesim.reports.measures import MEASURES, per_replication
+from releasesim.reports.measures import MEASURES
+from releasesim.reports.replications import per_replication
 from releasesim.reports.sweep import recommend, sweep_table
 from releasesim.sim.api import resolve_scenario
 from releasesim.sim.errors import ScenarioError
@@ -256,12 +257,14 @@ def render_check_levels(ctx: Context, _current: str) -> str:
                             float(raw["std"] or 0.0), int(raw["n"]))
             values = np.asarray(raw.get("values") or [], dtype=float)
             with_safety += rg.judge(m.name, m.unit, m.worse, base, values, values)[5]
-    p8, p7 = rg.fisher_tail(8, 30, 0, 30), rg.fisher_tail(7, 30, 0, 30)
-    _claim(p8 <= rg.ALPHA_EXACT < p7, "8 of 30 against 0 of 30 is the first regression")
+    first = next(k for k in range(1, 31) if rg.fisher_tail(k, 30, 0, 30) <= rg.ALPHA_EXACT)
+    p_first, p_before = rg.fisher_tail(first, 30, 0, 30), rg.fisher_tail(first - 1, 30, 0, 30)
+    _claim(p_first <= rg.ALPHA_EXACT < p_before, "the first regression against 0 of 30")
     _claim(at_most <= rg.FAMILY_ALPHA, "the levels sum to at most the family level")
     return (
-        f"{rg.ALPHA_EXACT:g} is the round level at which 8 of 30 replications against 0 of "
-        f"30 (p = {p8:.4f}; 7 of 30: p = {p7:.4f}) is a regression; the other measures are "
+        f"{rg.ALPHA_EXACT:g} is the round level at which {first} of 30 replications against 0 "
+        f"of 30 (p = {p_first:.4f}; {first - 1} of 30: p = {p_before:.4f}) is a regression; "
+        f"the other measures are "
         f"many, so they get {rg.ALPHA_RANK:g}. Over the shipped suite ({len(suite)} scenarios "
         f"× {probabilities} probabilities and {others} other measures) the levels sum to at "
         f"most {at_most:.1%} ({with_safety:.1%} with the committed baseline, where the safety "

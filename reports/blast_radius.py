@@ -5,7 +5,10 @@ The numbers are the report's (``releasesim.reports.estimates.measure_table`` ove
 terminal, ``report.md``, ``report.html``, ``report.json`` and the sweep show the same
 estimate and 95% interval. A figure that is not over every replication carries its
 qualifier ("given activated, n = 6 of 20"), and the summary opens with a warning for each
-headline figure that is conditional or censored. Must not import ``sim`` or ``model``.
+headline figure that is conditional or censored, and when validators outside the fleet
+hold part of the voting power (``estimates.stake_warning``). The headline carries the
+consensus impact in stake: P(consensus stalled), the longest stall and the peak share of
+voting power down. Must not import ``sim`` or ``model``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from releasesim.reports.estimates import (
     table_records,
 )
 from releasesim.reports.formatting import format_estimate
-from releasesim.reports.measures import HEADLINE, per_replication
+from releasesim.reports.measures import HEADLINE
+from releasesim.reports.replications import per_replication
 
 MAIN_METRICS: tuple[str, ...] = (
     *HEADLINE,
@@ -35,8 +39,19 @@ MAIN_METRICS: tuple[str, ...] = (
     "stuck_old_fraction",
     "halted",
     "malicious_installed_fraction",
+    "stall_recover_s",
+    "stall_total_s",
+    "stall_open_at_end",
+    "down_stake_s",
+    "peak_down_fraction",
+    "lagging_stake",
+    "failed_startup_stake",
+    "validators_in_fleet",
+    "stake_in_fleet",
 )
-"""The measures the terminal prints: the headline first, then the rest of the main ones."""
+"""The measures the terminal prints: the headline first, then the rest of the main ones
+(the consensus figures in stake last; ``validators_in_fleet`` and ``stake_in_fleet`` also
+feed the warning when validators outside the fleet hold part of the voting power)."""
 
 
 def blast_radius(

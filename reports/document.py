@@ -28,11 +28,22 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("timing", "fig_timing.png", "timing"),
     ("containment", "fig_containment.png", "containment"),
     ("consensus", "fig_consensus.png", "consensus"),
+    ("stalls", "fig_stalls.png", "consensus"),
+    ("stall_validators", "fig_stall_validators.png", "consensus"),
     ("governance", "fig_governance.png", "governance"),
 )
 SECTION_ORDER = ("exposure", "affected", "timing", "containment", "consensus", "governance",
                  "invariants")
 SECTION_TITLES = {"exposure": "Exposure over time", **SECTIONS}
+
+
+@dataclass(frozen=True, slots=True)
+class SectionTable:
+    """A table of a section besides its measures (e.g. validators down during a stall)."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
 
 
 @dataclass(slots=True)
@@ -48,6 +59,12 @@ class Report:
     invariant_violations: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     """Headline figures that are conditional or censored (the report opens with them)."""
+    lead: dict[str, list[str]] = field(default_factory=dict)
+    """Sentences a section opens with (e.g. P(stall), or "no stall in N replications")."""
+    section_tables: dict[str, list[SectionTable]] = field(default_factory=dict)
+    """Tables a section shows after its figures, besides its measures."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Further blocks of ``report.json`` (e.g. ``consensus``)."""
 
     @property
     def replications(self) -> int:
@@ -95,7 +112,15 @@ def report_json(report: Report) -> dict[str, Any]:
         "invariant_violations": report.invariant_violations,
         "headline": list(HEADLINE),
         "measures": table_records(report.table),
+        **report.extras,
     }
+
+
+def section_figures(report: Report, section: str) -> list[tuple[str, str]]:
+    """``(figure key, PNG file)`` of a section, in ``FIGURES`` order, those the report has
+    (a figure with nothing to show, e.g. stall durations without a stall, is left out)."""
+    return [(key, name) for key, name, where in FIGURES
+            if where == section and key in report.figures]
 
 
 TABLE_HEADER = ["measure", "unit", "estimate", "95% CI", "n/N", "CI method"]
@@ -119,16 +144,17 @@ def run_facts(report: Report) -> list[tuple[str, str]]:
     return facts
 
 
-
 __all__ = [
     "FIGURES",
     "SECTION_ORDER",
     "SECTION_TITLES",
     "TABLE_HEADER",
     "Report",
+    "SectionTable",
     "display_row",
     "display_table",
     "headline_rows",
     "report_json",
     "run_facts",
+    "section_figures",
 ]

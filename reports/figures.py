@@ -30,8 +30,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from releasesim.reports.formatting import format_estimate, time_unit  # noqa: E402
 from releasesim.reports.intervals import wilson  # noqa: E402
-from releasesim.reports.measures import BY_NAME, CENSORED_SUFFIX, ONE_THIRD  # noqa: E402
-from releasesim.reports.series import Band  # noqa: E402
+from releasesim.reports.measures import CENSORED_SUFFIX, ONE_THIRD  # noqa: E402
+from releasesim.reports.series import Band, DownOverTime  # noqa: E402
 
 DPI = 110
 BLUE = "#1f77b4"
@@ -151,7 +151,8 @@ def _plot_band(
 
 
 def exposure_figure(bands: dict[str, Band], replications: int) -> tuple[Figure, list[Axes]]:
-    """Fraction of the fleet running the new release vs time since activation."""
+    """Fraction of the fleet (and of the voting power) running the new release vs time
+    since activation."""
     fig, (ax,) = new_figure(9.0, 4.6)
     running, installed = bands["running"], bands["installed"]
     if running.n == 0:
@@ -165,16 +166,23 @@ def exposure_figure(bands: dict[str, Band], replications: int) -> tuple[Figure, 
                spread_alpha=0.15, lw=2)
     ax.plot(t, 100 * installed.median, color=ORANGE, lw=1.5, ls="--",
             label="installed it (median; includes failed starts)")
+    stake = bands.get("running_stake")
+    if stake is not None and stake.n:
+        ax.plot(t, 100 * stake.median, color=GREY, lw=1.8, ls="-.",
+                label="voting power running it (median, % of the chain's total)")
     ax.set_xlabel(f"time since activation [{unit}]")
-    ax.set_ylabel("fleet running the new release [%]")
+    ax.set_ylabel("running the new release [% of the fleet / of the voting power]"
+                  if stake is not None else "fleet running the new release [%]")
     peak = 100 * float(np.nanmax([np.nanmax(running.p95), np.nanmax(installed.median)]))
     top = 102.0 if peak > 60 else max(5.0, peak * 1.3)
     ax.set_ylim(-top / 50, top)
     ax.set_xlim(t[0], t[-1])
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if peak > 60 else "upper left", fontsize=8.5)
-    ax.set_title(f"Exposure over time (n={running.n} activated of {replications} replications; "
-                 "stake: n/a, nodes carry no stake)", fontsize=10.5)
+    in_stake = ("; dash-dot: share of voting power" if stake is not None
+                else "; stake not recorded in this run")
+    ax.set_title(f"Exposure over time (n={running.n} activated of {replications} "
+                 f"replications{in_stake})", fontsize=10.5)
     return fig, [ax]
 
 
@@ -271,46 +279,90 @@ def containment_figure(table: pd.DataFrame) -> tuple[Figure, list[Axes]]:
     return fig, [ax]
 
 
-def consensus_figure(
-    down: Band, peaks: np.ndarray, replications: int
-) -> tuple[Figure, list[Axes]]:
-    """Share of the fleet down over time and the peak's distribution, vs the 1/3 line."""
-    fig, (ax1, ax2) = new_figure(11.0, 4.4, ncols=2)
-    if down.n:
-        div, unit = time_unit(float(down.t_s[-1]))
-        t = down.t_s / div
-        _plot_band(ax1, t, down, "", "median", spread_alpha=0.18, lw=1.8)
-        ax1.set_xlim(t[0], t[-1])
-        ax1.set_xlabel(f"time since activation [{unit}]")
+def _down_panel(
+    ax: Axes, band: Band, ylabel: str, title: str, line: float, line_label: str,
+    height_s: float,
+) -> None:
+    """One down-over-time band in percent, with the stall line and the upgrade height."""
+    if band.n:
+        div, unit = time_unit(float(band.t_s[-1]))
+        t = band.t_s / div
+        _plot_band(ax, t, band, "", "median", spread_alpha=0.18, lw=1.8)
+        ax.set_xlim(t[0], t[-1])
+        if math.isfinite(height_s):
+            ax.axvline(height_s / div, color=GREY, ls=":", lw=1.5,
+                       label="upgrade height (median)")
+        ax.set_xlabel(f"time since activation [{unit}]")
     else:
-        ax1.text(0.5, 0.5, "never activated", ha="center", transform=ax1.transAxes)
-        ax1.set_xlabel("time since activation [s]")
-    ax1.axhline(100 * ONE_THIRD, color=RED, ls="--", lw=1.5, label="1/3: consensus stalls")
-    ax1.set_ylabel("fleet down (restarting) [%]")
-    ax1.set_ylim(0, 100)
-    ax1.grid(alpha=0.3)
-    ax1.legend(fontsize=8, loc="upper right")
-    ax1.set_title(f"Down over time (reconstructed; n={down.n})", fontsize=10.5)
+        ax.text(0.5, 0.5, "never activated", ha="center", transform=ax.transAxes)
+        ax.set_xlabel("time since activation [s]")
+    if math.isfinite(line):
+        ax.axhline(100 * line, color=RED, ls="--", lw=1.5, label=line_label)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title, fontsize=10.5)
 
+
+def consensus_figure(
+    down: DownOverTime, peaks: np.ndarray, replications: int, *,
+    stall_line: float = ONE_THIRD, stalled: tuple[int, int] | None = None,
+    height_s: float = math.nan,
+) -> tuple[Figure, list[Axes]]:
+    """Voting power and fleet down over time, and the peak share down, vs the stall line.
+
+    ``down.stake`` (share of the chain's voting power) is the main panel when the run
+    recorded stake; ``peaks`` are the per-replication peaks in the same unit (the summary's
+    ``peak_down_stake``, else ``peak_down_fraction``); ``stalled``: ``(stalled, n)`` for
+    P(consensus stalled) in the title; ``height_s``: the upgrade height since activation.
+    """
+    fig = Figure(figsize=(11.0, 7.6), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.15, 1])
+    top = fig.add_subplot(grid[0, :])
+    left, right = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    exact = "exact, recorded intervals" if down.source == "recorded" else "reconstructed"
+    stake_line = f"{_fmt(stall_line, 'fraction')} of the voting power: consensus stalls"
+    if down.stake is not None:
+        _down_panel(top, down.stake, "voting power down [% of the chain's total]",
+                    f"Voting power down over time ({exact}; n={down.stake.n})",
+                    stall_line, stake_line, height_s)
+        in_stake = True
+    else:
+        top.text(0.5, 0.5, "stake not recorded in this run directory: node counts only",
+                 ha="center", va="center", transform=top.transAxes)
+        top.set_axis_off()
+        in_stake = False
+    _down_panel(left, down.nodes, "fleet nodes down [%]",
+                f"Fleet nodes down, validators and full nodes alike (n={down.nodes.n})",
+                math.nan if in_stake else stall_line, "1/3 of the nodes", height_s)
     peaks = np.asarray(peaks, dtype=float)
     peaks = peaks[np.isfinite(peaks)]
-    bins = np.linspace(0, 100, 41)
-    ax2.hist(100 * peaks, bins=bins, color=BLUE, alpha=0.75, edgecolor="white")
-    ax2.axvline(100 * ONE_THIRD, color=RED, ls="--", lw=1.5, label="1/3")
-    over = int(np.count_nonzero(peaks >= ONE_THIRD - 1e-12))
-    row = BY_NAME["down_over_third"]
-    p, low, high = wilson(over, len(peaks))
-    ax2.set_xlabel("peak share of the fleet down at once [%]")
-    ax2.set_ylabel("replications")
-    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.set_title(
-        f"Peak down: P(>= 1/3) = {_fmt(p, row.unit)} [{_fmt(low, row.unit)}, "
-        f"{_fmt(high, row.unit)}], n={len(peaks)}", fontsize=10.5)
-    ax2.legend(fontsize=8.5)
-    ax2.grid(alpha=0.3)
-    fig.suptitle(f"Consensus impact ({replications} replications; one node = one vote)",
-                 fontsize=11)
-    return fig, [ax1, ax2]
+    right.hist(100 * peaks, bins=np.linspace(0, 100, 41), color=BLUE, alpha=0.75,
+               edgecolor="white")
+    right.axvline(100 * stall_line, color=RED, ls="--", lw=1.5,
+                  label=_fmt(stall_line, "fraction"))
+    unit = "voting power" if in_stake else "fleet"
+    right.set_xlabel(f"peak share of the {unit} down at once [%]")
+    right.set_ylabel("replications")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if stalled is not None:
+        p, low, high = wilson(*stalled)
+        head = f"P(consensus stalled) = {_fmt(p, 'probability')}"
+    else:
+        over = int(np.count_nonzero(peaks >= stall_line - 1e-12))
+        p, low, high = wilson(over, len(peaks))
+        head = f"P(peak >= {_fmt(stall_line, 'fraction')})= {_fmt(p, 'probability')}"
+    right.set_title(f"Peak down: {head} [{_fmt(low, 'probability')}, "
+                    f"{_fmt(high, 'probability')}], n={len(peaks)}", fontsize=10.5)
+    right.legend(fontsize=8.5)
+    right.grid(alpha=0.3)
+    weight = "in stake" if in_stake else "one node = one vote"
+    fig.suptitle(f"Consensus impact ({replications} replications; {weight}; curves: the "
+                 "largest share down within each time step)", fontsize=11)
+    return fig, [top, left, right]
 
 
 def governance_figure(table: pd.DataFrame) -> tuple[Figure, list[Axes]]:

@@ -12,7 +12,6 @@ import base64
 import html
 
 from releasesim.reports.document import (
-    FIGURES,
     SECTION_ORDER,
     SECTION_TITLES,
     TABLE_HEADER,
@@ -20,6 +19,7 @@ from releasesim.reports.document import (
     display_table,
     headline_rows,
     run_facts,
+    section_figures,
 )
 
 CSS = """
@@ -38,12 +38,13 @@ ul.notes { color: #555; font-size: 0.9em; } code { background: #f3f3f3; padding:
 """
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]], numeric_columns: tuple[int, ...] = (2, 3, 4)
+           ) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     numeric = ' class="num"'
     body = "".join(
         "<tr>" + "".join(
-            f"<td{numeric if i in (2, 3, 4) else ''}>{html.escape(c)}</td>"
+            f"<td{numeric if i in numeric_columns else ''}>{html.escape(c)}</td>"
             for i, c in enumerate(row)
         ) + "</tr>"
         for row in rows
@@ -52,7 +53,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def render_html(report: Report, pngs: dict[str, bytes]) -> str:
-    """The page; ``pngs`` maps figure keys (``releasesim.reports.report.FIGURES``) to PNG bytes."""
+    """The page; ``pngs`` maps figure keys (``releasesim.reports.report.FIGURES``) to PNG
+    bytes."""
     e = html.escape
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -74,14 +76,18 @@ def render_html(report: Report, pngs: dict[str, bytes]) -> str:
                      + "</ul></div>")
     parts.append('<h2 id="headline">Headline</h2>')
     parts.append(_table(TABLE_HEADER, headline_rows(report)))
-    figure_for = {section: key for key, _, section in FIGURES}
     for section in SECTION_ORDER:
         parts.append(f'<h2 id="{section}">{e(SECTION_TITLES[section])}</h2>')
-        key = figure_for.get(section)
-        if key is not None and key in pngs:
-            data = base64.b64encode(pngs[key]).decode("ascii")
-            parts.append(f'<img alt="{e(SECTION_TITLES[section])}" '
-                         f'src="data:image/png;base64,{data}">')
+        parts += [f"<p>{e(line)}</p>" for line in report.lead.get(section, [])]
+        for key, name in section_figures(report, section):
+            if key in pngs:
+                data = base64.b64encode(pngs[key]).decode("ascii")
+                parts.append(f'<img alt="{e(SECTION_TITLES[section])}: {e(name)}" '
+                             f'src="data:image/png;base64,{data}">')
+        for extra in report.section_tables.get(section, []):
+            parts.append(f"<h3>{e(extra.title)}</h3>")
+            parts.append(_table(extra.header, extra.rows,
+                                tuple(range(1, len(extra.header)))))
         rows = display_table(report, section)
         if rows:
             parts.append(_table(TABLE_HEADER, rows))

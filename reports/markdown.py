@@ -6,7 +6,6 @@ Must not import ``sim`` or ``model``.
 from __future__ import annotations
 
 from releasesim.reports.document import (
-    FIGURES,
     SECTION_ORDER,
     SECTION_TITLES,
     TABLE_HEADER,
@@ -14,6 +13,7 @@ from releasesim.reports.document import (
     display_table,
     headline_rows,
     run_facts,
+    section_figures,
 )
 
 
@@ -41,11 +41,14 @@ def render_markdown(report: Report) -> str:
         lines += ["> **Read with care: conditional figures**", ">"]
         lines += [f"> - {w}" for w in report.warnings] + [""]
     lines += ["## Headline", ""] + _table(TABLE_HEADER, headline_rows(report)) + [""]
-    figure_for = {section: (key, name) for key, name, section in FIGURES}
     for section in SECTION_ORDER:
         lines += [f"## {SECTION_TITLES[section]}", ""]
-        if section in figure_for:
-            lines += [f"![{SECTION_TITLES[section]}]({figure_for[section][1]})", ""]
+        for line in report.lead.get(section, []):
+            lines += [line, ""]
+        for _, name in section_figures(report, section):
+            lines += [f"![{SECTION_TITLES[section]}]({name})", ""]
+        for extra in report.section_tables.get(section, []):
+            lines += [f"### {extra.title}", ""] + _table(extra.header, extra.rows) + [""]
         rows = display_table(report, section)
         if rows:
             lines += _table(TABLE_HEADER, rows) + [""]

@@ -6,30 +6,36 @@ is a regression) and the measure list in ``docs/reports.md`` (``measures_markdow
 test keeps the doc in sync). Each measure has exactly one interval method, used by every
 output (``releasesim.reports.estimates``):
 
-- ``event``: a replication-level yes/no (activated, halted, forgery approved, a third
-  of the fleet down): the share of replications, Wilson score interval over them;
+- ``event``: a replication-level yes/no (activated, halted, forgery approved, consensus
+  stalled): the share of replications, Wilson score interval over them;
 - ``fraction``: a fleet fraction averaged over replications: the mean, a Student t
   interval over the replication values, widened to at least the Wilson interval of all
   node-trials pooled (so it cannot collapse to zero width because every replication saw
   the same value, and is never as wide as if each replication were one coin toss);
+- ``stake``: a share of the chain's voting power averaged over replications: the mean, a
+  Student t interval over the replication values, widened to at least the Wilson interval
+  with the validators' Kish effective number pooled over replications (``(sum s)^2 / sum
+  s^2`` per replication): one whale validator is not worth as many trials as its node;
 - ``km``: a time the horizon can cut off: the Kaplan-Meier median over replications
   (``releasesim.reports.survival``), censored at the horizon, "never" when the replication ended
   with the event impossible; it can read "> horizon";
 - ``median``: a time defined only when something happened (``given``): the median of
   those replications, percentile bootstrap interval;
-- ``mean``: a count per replication: the mean, Student t interval.
+- ``mean``: a count or duration per replication: the mean, Student t interval. A measure
+  with ``lower_bound_when`` (the stall durations) names the 0/1 measure marking the
+  replications where its value is only a lower bound (still stalled at the end of the
+  run): then the interval has no finite upper bound ("> the largest such value").
 
 A measure with ``given`` is conditional: it is defined only in the replications where
 that happened (e.g. lagging nodes *given activated*), and every output says so with
 ``n`` of ``N``.
 
-``per_replication(summary, nodes, events)`` computes one value per measure and
-replication (NaN where a measure is undefined), plus, for the ``km`` measures, the
-censoring time of each replication where the event was not seen (``<name>_censored_at``:
-``horizon - origin`` when the horizon cut the run, ``inf`` when the run ended with the
-event impossible) and the time restricted to the horizon (``<name>_by_horizon``: the time
-if seen, else ``horizon - origin``, "not by the horizon"; what the CI check compares),
-and the fleet size (``fleet_nodes``) for pooled node-trials.
+Stake. Validator ``i`` runs fleet node ``i`` (nodes table ``stake``, 0 for full nodes);
+validators outside the fleet count as always up, never lagging and never affected, and
+every share is of the chain's TOTAL voting power: fleet stake / summary ``stake_in_fleet``.
+
+``releasesim.reports.replications.per_replication`` computes each measure's value per
+replication.
 
 Reads the result tables only (columns of ``sim.summary``/``sim.recorder``); must not import
 ``sim`` or ``model``.
@@ -41,20 +47,18 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 NAN = math.nan
 ONE_THIRD = 1.0 / 3.0
 CENSORED_SUFFIX = "_censored_at"
 RESTRICTED_SUFFIX = "_by_horizon"
 FLEET_NODES = "fleet_nodes"
+VALIDATORS_EFFECTIVE = "validators_effective"
 
 SECTIONS: dict[str, str] = {
     "affected": "Affected set",
     "timing": "Timing",
     "containment": "Containment",
-    "consensus": "Consensus impact",
+    "consensus": "Consensus impact (in stake)",
     "governance": "Governance",
     "invariants": "Invariants",
 }
@@ -67,10 +71,15 @@ METHODS: dict[str, str] = {
     "the event became impossible); 95% interval from the log-log Greenwood band",
     "median": "median over the replications where it is defined; percentile bootstrap "
     "95% interval (2000 resamples, fixed seed)",
-    "mean": "mean over replications; Student t 95% interval",
+    "stake": "mean over replications; Student t 95% interval over the replication values, "
+    "widened to at least the Wilson interval with the validators' Kish effective number "
+    "((sum s)^2 / sum s^2 per replication) pooled over replications",
+    "mean": "mean over replications; Student t 95% interval (no finite upper bound when a "
+    "value is only a lower bound: still stalled at the end of the run)",
 }
 ESTIMATES: dict[str, str] = {
-    "event": "share", "fraction": "mean", "km": "median", "median": "median", "mean": "mean",
+    "event": "share", "fraction": "mean", "stake": "mean", "km": "median", "median": "median",
+    "mean": "mean",
 }
 
 
@@ -89,12 +98,34 @@ class Measure:
     given: str = ""
     """The condition under which the measure is defined (``""``: every replication)."""
     origin: str = ""
-    """``km`` measures: the event the time is measured from (``build`` or ``activation``)."""
+    """``km`` measures: the event the time is measured from (``build``, ``activation`` or
+    ``stall``: the first stall, summary ``stall_first_s``)."""
+    lower_bound_when: str = ""
+    """``mean`` measures: the 0/1 measure marking replications where the value is only a
+    lower bound (``""``: always exact)."""
 
     @property
     def estimate(self) -> str:
         return ESTIMATES[self.method]
 
+
+_NODE_STAKE: tuple[tuple[str, str, str], ...] = (
+    # (fleet fraction it weighs, what the node did, given)
+    ("exposed", "installed the new release at least once", ""),
+    ("failed_startup", "failed to start the new release", ""),
+    ("rolled_back", "rolled back at least once", ""),
+    ("stuck_old", "still runs the old build at the end", ""),
+    ("malicious_installed", "installed the malicious build at least once", ""),
+    ("malicious_running", "runs the malicious build at the end", ""),
+    ("exposure_at_halt", "had installed the new release when the rollout halted", "halted"),
+    ("failed_after_halt", "failed to start after the rollout halted", "halted"),
+)
+"""The stake versions of the fleet fractions. Not checked by ``releasesim check`` (``worse``
+empty): the fleet fraction each one weighs is, and every further check spends the suite's
+false-alarm budget (``reports.regression``)."""
+STAKE_FROM_NODES: tuple[str, ...] = tuple(f"{name}_stake" for name, *_ in _NODE_STAKE)
+"""The stake shares ``per_replication`` computes from the nodes table (the summary has the
+others: ``peak_down_stake``, ``lagging_stake``)."""
 
 MEASURES: tuple[Measure, ...] = (
     # -- affected set ---------------------------------------------------------------
@@ -149,16 +180,60 @@ MEASURES: tuple[Measure, ...] = (
     Measure("failed_after_halt_fraction", "containment", "fraction",
             "Nodes whose failed start came after the halt (already in flight).",
             "fraction", given="halted"),
-    # -- consensus impact -----------------------------------------------------------
-    Measure("peak_down_fraction", "consensus", "fraction",
-            "Largest fraction of the fleet down (restarting) at the same time. Nodes "
-            "carry no stake, so this is also the share of voting power (one node, one "
-            "vote).", "fraction"),
+    # -- consensus impact (in stake) ---------------------------------------------
+    Measure("consensus_stalled", "consensus", "probability",
+            "Consensus stalled (a chain halt, not the rollout halt `halted`): at some "
+            "instant the voting power up -- and, past an upgrade height, running the "
+            "release -- was not more than `consensus.liveness_threshold` (2/3) of the "
+            "chain's total, so no blocks.", "event"),
+    Measure("stall_recover_s", "consensus", "s",
+            "First stall -> consensus recovered for good (end of the last stall). "
+            "Censored at the horizon when still stalled at the end (consensus is judged up "
+            "to the horizon).", "km",
+            given="consensus stalled", origin="stall"),
+    Measure("stall_longest_s", "consensus", "s",
+            "The longest stall, 0 without one (mean over every replication: read it with "
+            "P(stall)). A lower bound when still stalled at the end (`stall_open_at_end`).",
+            "mean", lower_bound_when="stall_open_at_end"),
+    Measure("stall_total_s", "consensus", "s",
+            "Total stalled time up to the horizon, 0 without a stall. A lower bound when "
+            "still stalled at the end.", "mean", lower_bound_when="stall_open_at_end"),
+    Measure("stall_open_at_end", "consensus", "probability",
+            "Consensus was still stalled when the run ended (nodes still down then stay "
+            "down until the horizon; the stall times are lower bounds).", "event", ""),
+    Measure("peak_down_stake", "consensus", "fraction",
+            "Largest share of the chain's voting power down at the same instant (recorded "
+            "down intervals; validators outside the fleet count as up).", "stake"),
     Measure("down_over_third", "consensus", "probability",
-            "`peak_down_fraction >= 1/3`: at some instant a third of the fleet was down "
-            "(BFT consensus stalls).", "event"),
+            "`peak_down_stake >= 1/3`: at some instant a third of the voting power was "
+            "down (with the default 2/3 threshold, consensus stalls; context only: the CI "
+            "check tests `consensus_stalled`).", "event", ""),
+    Measure("down_stake_s", "consensus", "s",
+            "Integral over time of the share of voting power down (a third of the power "
+            "down for 60 s adds 20 s).", "mean", ""),
+    Measure("peak_down_fraction", "consensus", "fraction",
+            "Largest fraction of the fleet's nodes down (restarting or stopped) at the "
+            "same time, counting full nodes and validators alike (node count, not "
+            "stake: see `peak_down_stake`).", "fraction"),
     Measure("down_node_seconds", "consensus", "node*s",
-            "Total time nodes spent down (restarting), summed over nodes.", "mean"),
+            "Total time nodes spent down (restarting or stopped), summed over nodes.",
+            "mean"),
+    *(Measure(f"{name}_stake", "consensus", "fraction",
+              f"Share of the chain's voting power whose node {what} (nodes table `stake` "
+              "over those nodes / the total: fleet stake / `stake_in_fleet`).", "stake", "",
+              given)
+      for name, what, given in _NODE_STAKE),
+    Measure("lagging_stake", "consensus", "fraction",
+            "Share of the chain's voting power whose node does not run the new release "
+            "`sla_s` after activation (validators outside the fleet are not lagging; "
+            "defined exactly when `lagging_fraction` is).", "stake", "",
+            given="activated, sla_s observed"),
+    Measure("validators_in_fleet", "consensus", "count",
+            "Validators running one of the fleet's nodes; any other validator counts as "
+            "always up.", "mean", ""),
+    Measure("stake_in_fleet", "consensus", "fraction",
+            "Share of the chain's voting power held by the validators in the fleet (below "
+            "100%: the others count as always up).", "mean", ""),
     # -- governance -----------------------------------------------------------------
     Measure("activated", "governance", "probability",
             "The release was activated by the governance tally within the horizon.",
@@ -189,14 +264,20 @@ MEASURES: tuple[Measure, ...] = (
 )
 
 BY_NAME: dict[str, Measure] = {m.name: m for m in MEASURES}
+HALT_STAKE = ("exposure_at_halt_stake", "failed_after_halt_stake")
+RECORDED_STAKE: tuple[str, ...] = tuple(
+    m.name for m in MEASURES if m.section == "consensus" and m.name not in STAKE_FROM_NODES
+    and m.name not in ("peak_down_fraction", "down_node_seconds", "down_over_third"))
+"""Summary columns of the consensus section; NaN for tables written before stake existed."""
 INVARIANTS: tuple[str, ...] = tuple(m.name for m in MEASURES if m.section == "invariants")
 HEADLINE: tuple[str, ...] = (
     "activated",
     "time_to_activation_s",
     "lagging_fraction",
     "adoption_p99_s",
-    "peak_down_fraction",
-    "down_over_third",
+    "consensus_stalled",
+    "stall_longest_s",
+    "peak_down_stake",
     "malicious_approved",
 )
 """The measures every summary opens with (terminal, Markdown, HTML, JSON, sweep)."""
@@ -205,169 +286,6 @@ ORDERED: tuple[tuple[str, ...], ...] = (("adoption_p50_s", "adoption_p90_s", "ad
 medians are too). Censoring can break the order of the Kaplan-Meier medians of separate
 levels, so ``releasesim.reports.estimates`` reports each level's estimate and bounds as the running
 maximum over the lower levels (the order-restricted estimate): monotone by construction."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def activation_times(summary: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
-    """Absolute activation time (s since replication start) per replication, NaN if none.
-
-    The release's ``build`` event time plus ``time_to_activation_s`` (build -> activation).
-    """
-    return build_times(summary, events) + summary.set_index("replication")[
-        "time_to_activation_s"
-    ].astype(float).reindex(summary["replication"].to_numpy())
-
-
-def build_times(summary: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
-    """Absolute time of the release's build per replication (NaN if it never happened)."""
-    reps = summary["replication"].to_numpy()
-    build = pd.Series(NAN, index=reps, dtype=float)
-    if len(events):
-        builds = events[events["kind"] == "build"].groupby("replication")["time_s"].min()
-        build = build.fillna(builds.reindex(reps))
-    return build
-
-
-def halt_times(summary: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
-    """Absolute halt time per replication (activation + ``halt_time_s``), NaN if none."""
-    reps = summary["replication"].to_numpy()
-    halt = summary.set_index("replication")["halt_time_s"].astype(float).reindex(reps)
-    return activation_times(summary, events) + halt
-
-
-def _node_groups(nodes: pd.DataFrame, reps: np.ndarray) -> dict[int, pd.DataFrame]:
-    groups = {int(r): g for r, g in nodes.groupby("replication", sort=True)}
-    empty = nodes.iloc[0:0]
-    return {int(r): groups.get(int(r), empty) for r in reps}
-
-
-def _bool_column(summary: pd.DataFrame, name: str) -> pd.Series:
-    """A boolean summary column as float (1.0 / 0.0, NaN where undefined)."""
-    column = summary[name]
-    if column.dtype == object:
-        column = column.map(lambda v: NAN if v is None else float(bool(v)))
-    return column.astype(float)
-
-
-def _horizon_cut(summary: pd.DataFrame) -> np.ndarray:
-    """Per replication: did the horizon stop work still going on?
-
-    Tables written before the ``horizon_cut`` column existed: assume it did (a missing
-    event is then censored at the run's end, never taken as impossible).
-    """
-    if "horizon_cut" in summary.columns:
-        return _bool_column(summary, "horizon_cut").fillna(1.0).to_numpy() > 0.5
-    return np.ones(len(summary), dtype=bool)
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def per_replication(
-    summary: pd.DataFrame, nodes: pd.DataFrame, events: pd.DataFrame
-) -> pd.DataFrame:
-    """One row per replication, one column per measure (NaN where undefined).
-
-    Also ``<name>_censored_at`` for each ``km`` measure (module docstring) and
-    ``fleet_nodes`` (nodes in the replication).
-    """
-    reps = summary["replication"].to_numpy()
-    out = pd.DataFrame(index=pd.Index(reps, name="replication"))
-    s = summary.set_index("replication")
-    for m in MEASURES:
-        if m.name in s.columns:
-            if m.unit == "probability":
-                out[m.name] = _bool_column(s, m.name).to_numpy()
-            else:
-                out[m.name] = s[m.name].astype(float).to_numpy()
-    build = build_times(summary, events).reindex(reps).to_numpy()
-    act = activation_times(summary, events).reindex(reps).to_numpy()
-    halt = halt_times(summary, events).reindex(reps).to_numpy()
-    groups = _node_groups(nodes, reps)
-    derived: dict[str, list[float]] = {
-        k: [] for k in ("failed_startup_fraction", "stuck_old_fraction",
-                        "malicious_running_fraction", "time_to_recover_s",
-                        "exposure_at_halt_fraction", "failed_after_halt_fraction",
-                        FLEET_NODES)
-    }
-    for i, rep in enumerate(reps):
-        g = groups[int(rep)]
-        n = len(g)
-        derived[FLEET_NODES].append(float(n) if n else NAN)
-        if n == 0:
-            for name, values in derived.items():
-                if name != FLEET_NODES:
-                    values.append(NAN)
-            continue
-        failed = g["failed_startup"].astype(bool).to_numpy()
-        final = g["final_build"].astype(str).to_numpy()
-        installed = g["installed_s"].to_numpy(dtype=float)
-        rolled = g["rolled_back_s"].to_numpy(dtype=float)
-        derived["failed_startup_fraction"].append(float(failed.mean()))
-        derived["stuck_old_fraction"].append(float(np.mean(final == "old")))
-        derived["malicious_running_fraction"].append(float(np.mean(final == "malicious")))
-        if failed.any() and math.isfinite(act[i]):
-            back = installed[failed] + g["down_s"].to_numpy(dtype=float)[failed]
-            derived["time_to_recover_s"].append(float(np.nanmax(back)) - act[i])
-        else:
-            derived["time_to_recover_s"].append(NAN)
-        if math.isfinite(halt[i]):
-            derived["exposure_at_halt_fraction"].append(float(np.mean(installed <= halt[i])))
-            late = failed & (rolled > halt[i])
-            derived["failed_after_halt_fraction"].append(float(np.mean(late)))
-        else:
-            derived["exposure_at_halt_fraction"].append(NAN)
-            derived["failed_after_halt_fraction"].append(NAN)
-    for name, values in derived.items():
-        out[name] = values
-    if "peak_down_fraction" in out.columns:
-        peak = out["peak_down_fraction"]
-        out["down_over_third"] = np.where(peak.isna(), NAN, (peak >= ONE_THIRD - 1e-12) * 1.0)
-    ordered = [m.name for m in MEASURES if m.name in out.columns]
-    censor = _censoring(summary, out, build, act)
-    return pd.concat([out[ordered], censor, out[[FLEET_NODES]]], axis=1)
-
-
-def _censoring(
-    summary: pd.DataFrame, out: pd.DataFrame, build: np.ndarray, act: np.ndarray
-) -> pd.DataFrame:
-    """``<name>_censored_at`` of each ``km`` measure (NaN where observed or undefined)."""
-    cut = _horizon_cut(summary)
-    end = (summary["sim_end_s"].to_numpy(dtype=float) if "sim_end_s" in summary.columns
-           else np.full(len(summary), np.inf))
-    # tables from before the horizon_s column: the longest run is the best guess
-    horizon = (summary["horizon_s"].to_numpy(dtype=float) if "horizon_s" in summary.columns
-               else np.full(len(summary), np.nanmax(end) if len(end) else np.inf))
-    activated = (out["activated"].to_numpy() == 1.0 if "activated" in out.columns
-                 else np.isfinite(act))
-    columns: dict[str, np.ndarray] = {}
-    for m in MEASURES:
-        if m.method != "km" or m.name not in out.columns:
-            continue
-        seen = np.isfinite(out[m.name].to_numpy(dtype=float))
-        if m.origin == "activation":
-            origin, defined = act, activated
-        else:
-            # no build yet: the horizon came before it (censored at 0)
-            origin, defined = np.where(np.isfinite(build), build, end), np.ones(len(end), bool)
-        at = np.where(cut, np.maximum(end - origin, 0.0), np.inf)
-        columns[m.name + CENSORED_SUFFIX] = np.where(seen | ~defined, NAN, at)
-        window = np.maximum(horizon - origin, 0.0)
-        restricted = np.where(seen, out[m.name].to_numpy(dtype=float), window)
-        columns[m.name + RESTRICTED_SUFFIX] = np.where(defined, restricted, NAN)
-    return pd.DataFrame(columns, index=out.index)
-
-
-def durations(values: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(durations, observed)`` of a ``km`` measure: event time, else its censoring time."""
-    seen = values[name].to_numpy(dtype=float)
-    censor_column = name + CENSORED_SUFFIX
-    censored = (values[censor_column].to_numpy(dtype=float) if censor_column in values.columns
-                else np.full(len(seen), NAN))
-    observed = np.isfinite(seen)
-    return np.where(observed, seen, censored), observed
 
 
 def measures_markdown() -> str:
@@ -380,8 +298,11 @@ def measures_markdown() -> str:
     for m in MEASURES:
         worse = {"higher": "higher", "lower": "lower", "": "not checked"}[m.worse]
         method = {"event": "share, Wilson", "fraction": "mean, t widened to pooled Wilson",
+                  "stake": "mean, t widened to Wilson with pooled Kish n_eff",
                   "km": "Kaplan-Meier median", "median": "median, bootstrap",
                   "mean": "mean, t"}[m.method]
+        if m.lower_bound_when:
+            method += " (no finite upper bound when a value is a lower bound)"
         defined = f"given {m.given}" if m.given else "every replication"
         lines.append(
             f"| `{m.name}` | {SECTIONS[m.section]} | {m.unit} | {m.definition} | {defined} "
@@ -411,6 +332,8 @@ __all__ = [
     "RESTRICTED_SUFFIX",
     "FLEET_NODES",
     "HEADLINE",
+    "STAKE_FROM_NODES",
+    "VALIDATORS_EFFECTIVE",
     "INVARIANTS",
     "MEASURES",
     "METHODS",
@@ -418,12 +341,7 @@ __all__ = [
     "Measure",
     "ONE_THIRD",
     "SECTIONS",
-    "activation_times",
-    "build_times",
-    "durations",
-    "halt_times",
     "measures_markdown",
-    "per_replication",
     "sync_docs",
 ]
 

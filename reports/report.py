@@ -1,10 +1,12 @@
 """Assemble a blast-radius report from a run's tables, and write it into the run directory.
 
-``load_run(run_dir)`` reads ``summary.parquet``, ``nodes.parquet``, ``events.parquet`` and
-``manifest.json``; ``build_report(tables)`` computes every measure (``reports.measures``),
-the time series (``reports.series``) and the figures (``reports.figures``) into a
-``Report``; ``write_report(run_dir)`` saves the PNGs, ``report.html`` (self-contained),
-``report.md`` and ``report.json`` (the measure table, headline and warnings) atomically
+``load_run(run_dir)`` reads ``summary.parquet``, ``nodes.parquet``, ``events.parquet``,
+``manifest.json`` and, when the run recorded them, the down intervals
+(``downtime.parquet``); ``build_report(tables)`` computes every measure
+(``reports.measures``), the time series (``reports.series``), the consensus section in
+stake (``reports.consensus``) and the figures (``reports.figures``) into a ``Report``;
+``write_report(run_dir)`` saves the PNGs, ``report.html`` (self-contained), ``report.md``
+and ``report.json`` (the measure table, headline, warnings, consensus block) atomically
 (temp file in the same folder, ``os.replace``) and returns their paths. A report opens
 with its headline figures (``reports.measures.HEADLINE``) and a warning for each one
 that is conditional or censored. The document model the renderers share is
@@ -16,19 +18,23 @@ Reads the run directory's files only; must not import ``sim`` or ``model``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+import releasesim.reports.consensus as consensus
 import releasesim.reports.figures as figures
 from releasesim.reports.document import (
     FIGURES,
     Report,
+    SectionTable,
     display_row,
     display_table,
     headline_rows,
@@ -38,10 +44,18 @@ from releasesim.reports.estimates import conditional_warnings, measure_table
 from releasesim.reports.formatting import format_estimate, format_value
 from releasesim.reports.html import render_html
 from releasesim.reports.markdown import render_markdown
-from releasesim.reports.measures import INVARIANTS, per_replication
-from releasesim.reports.series import down_curves, exposure_curves
+from releasesim.reports.measures import INVARIANTS, ONE_THIRD
+from releasesim.reports.replications import per_replication
+from releasesim.reports.series import (
+    RECORDED,
+    DownOverTime,
+    down_intervals_of,
+    down_over_time,
+    exposure_curves,
+)
 
 RUN_TABLES = ("summary.parquet", "nodes.parquet", "events.parquet")
+DOWNTIME = "downtime.parquet"
 MANIFEST = "manifest.json"
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "report.md"
@@ -60,6 +74,9 @@ class RunTables:
     nodes: pd.DataFrame
     events: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
+    downtime: pd.DataFrame | None = None
+    """Every node's down intervals (``downtime.parquet``); None for a run directory written
+    before they were recorded."""
 
 
 def load_run(run_dir: str | Path) -> RunTables:
@@ -80,7 +97,13 @@ def load_run(run_dir: str | Path) -> RunTables:
             manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ReportError(f"{run_dir / MANIFEST}: {exc}") from None
-    return RunTables(*tables, manifest=manifest)
+    downtime = None
+    if (run_dir / DOWNTIME).is_file():
+        try:
+            downtime = pd.read_parquet(run_dir / DOWNTIME)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise ReportError(f"{run_dir / DOWNTIME}: cannot read: {exc}") from None
+    return RunTables(*tables, manifest=manifest, downtime=downtime)
 
 
 def build_report(tables: RunTables) -> Report:
@@ -89,19 +112,17 @@ def build_report(tables: RunTables) -> Report:
     values = per_replication(summary, nodes, events)
     table = measure_table(values)
     bands = exposure_curves(summary, nodes, events)
-    down, approximate = down_curves(summary, nodes, events)
+    down = down_over_time(summary, nodes, events, tables.downtime)
     reps = len(values)
     figs = {
         "exposure": figures.exposure_figure(bands, reps)[0],
         "affected": figures.affected_figure(table)[0],
         "timing": figures.timing_figure(table, values)[0],
         "containment": figures.containment_figure(table)[0],
-        "consensus": figures.consensus_figure(
-            down, values.get("peak_down_fraction", pd.Series(dtype=float)).to_numpy(), reps
-        )[0],
         "governance": figures.governance_figure(table)[0],
     }
-    notes = _notes(tables, bands["running"].n, approximate)
+    lead, tables_of, extras = _consensus_section(tables, down, figs)
+    notes = _notes(tables, bands["running"].n, down)
     violations = {
         name: int((values[name].fillna(0) != 0).sum())
         for name in INVARIANTS
@@ -109,10 +130,45 @@ def build_report(tables: RunTables) -> Report:
     }
     name = tables.manifest.get("scenario_name", "run")
     return Report(f"Blast radius: {name}", tables.manifest, values, table, figs, notes,
-                  violations, conditional_warnings(table))
+                  violations, conditional_warnings(table), lead, tables_of, extras)
 
 
-def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, list[str]]:
+def _consensus_section(
+    tables: RunTables, down: DownOverTime, figs: dict[str, Figure]
+) -> tuple[dict[str, list[str]], dict[str, list[SectionTable]], dict[str, Any]]:
+    """The consensus section's figures (added to ``figs``), lead, rank table and JSON."""
+    summary, nodes = tables.summary, tables.nodes
+    facts = consensus.stall_facts(summary, tables.manifest)
+    in_stake = down.stake is not None and "peak_down_stake" in summary.columns
+    peaks = summary["peak_down_stake" if in_stake else "peak_down_fraction"].to_numpy(float)
+    height = (float(np.nanmedian(summary["upgrade_height_s"].to_numpy(dtype=float)))
+              if "upgrade_height_s" in summary.columns
+              and np.isfinite(summary["upgrade_height_s"].to_numpy(dtype=float)).any()
+              else math.nan)
+    figs["consensus"] = figures.consensus_figure(
+        down, peaks, len(summary),
+        stall_line=facts.stall_line if facts is not None else ONE_THIRD,
+        stalled=(facts.stalled, facts.replications) if facts is not None else None,
+        height_s=height,
+    )[0]
+    ranks = None
+    section_tables: list[SectionTable] = []
+    if facts is not None and facts.stalled:
+        figs["stalls"] = consensus.stall_duration_figure(facts)[0]
+        if "stake_rank" in nodes.columns:
+            intervals, _, _ = down_intervals_of(nodes, tables.downtime)
+            ranks = consensus.validators_in_longest_stall(summary, nodes, intervals)
+            figs["stall_validators"] = consensus.stall_validators_figure(ranks)[0]
+            section_tables.append(SectionTable(
+                "Which validators were down during the longest stall",
+                consensus.RANK_HEADER, consensus.rank_rows(ranks)))
+    lead = consensus.lead_sentences(facts, down.source, down.approximate,
+                                    down.stake is not None)
+    block = consensus.consensus_json(facts, ranks, down.source, down.approximate)
+    return {"consensus": lead}, {"consensus": section_tables}, {"consensus": block}
+
+
+def _notes(tables: RunTables, activated: int, down: DownOverTime) -> dict[str, list[str]]:
     reps = len(tables.summary)
     sla = (tables.manifest.get("scenario") or {}).get("sla_s")
     return {
@@ -123,8 +179,12 @@ def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, lis
             "installed = installed it, including starts that failed and rolled back.",
             "Dark band: bootstrap 95% CI of the median curve; light band: 5-95% of "
             "replications.",
-            "Fraction of stake: n/a - nodes carry no stake in the engine (one node, one "
-            "vote), so the fraction of nodes is also the fraction of voting power.",
+            ("Voting power running it: the stake of the validators whose node booted the "
+             "release, as a share of the chain's total (validators outside the fleet "
+             "never run it here); full nodes carry no stake."
+             if down.stake is not None else
+             "Stake: not recorded in this run directory (written before validators ran "
+             "fleet nodes): fractions of the fleet only."),
         ],
         "affected": [
             "Mean over replications of the per-replication fleet fraction; 95% CI: Student t "
@@ -147,12 +207,19 @@ def _notes(tables: RunTables, activated: int, approximate: int) -> dict[str, lis
             "that halted (their n).",
         ],
         "consensus": [
-            "The engine records each node's total down time, not its intervals; the "
-            "over-time curve reconstructs one interval per node as "
-            "[installed_s, installed_s + down_s) (exact for a node that updated once). "
-            f"Approximate nodes (also installed the malicious build): {approximate}.",
-            "The histogram is the engine's exact `peak_down_fraction` per replication; "
-            "at >= 1/3 of the fleet down, BFT consensus cannot finalise.",
+            ("Curves: exact step functions of the recorded down intervals (downtime "
+             "table); an interval still open at the end of the run stays open after it."
+             if down.source == RECORDED else
+             "Curves: reconstructed, one interval per node as [installed_s, installed_s + "
+             "down_s) (exact for a node that updated once); approximate nodes (also "
+             f"installed the malicious build): {down.approximate}."),
+            "Each curve's value at a time step is the largest share down within that step "
+            "(so a short spike is not lost between grid points); dark band: bootstrap 95% "
+            "CI of the median curve, light band: 5-95% of replications; time 0 is each "
+            "replication's activation.",
+            "Voting power down: each down validator's stake over the chain's total "
+            "(fleet stake / `stake_in_fleet`); validators outside the fleet count as "
+            "always up. The histogram is the engine's exact per-replication peak.",
         ],
         "governance": [
             "Probabilities: share of replications, Wilson 95% CI over replications; "
@@ -208,8 +275,9 @@ def save_report(report: Report, out: Path) -> list[Path]:
     pngs = {key: figure_png(fig) for key, fig in report.figures.items()}
     written: list[Path] = []
     for key, filename, _ in FIGURES:
-        atomic_write(out / filename, pngs[key])
-        written.append(out / filename)
+        if key in pngs:  # a figure with nothing to show is left out (e.g. no stall)
+            atomic_write(out / filename, pngs[key])
+            written.append(out / filename)
     atomic_write(out / HTML_NAME, render_html(report, pngs).encode("utf-8"))
     atomic_write(out / MARKDOWN_NAME, render_markdown(report).encode("utf-8"))
     text = json.dumps(report_json(report), indent=2, allow_nan=False) + "\n"

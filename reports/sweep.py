@@ -7,17 +7,27 @@ deadline. Output:
 - ``sweep_table``: one row per grid point, P(activated) first, then the main metrics'
   estimate, 95% CI and ``n`` (``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``,
   ``<metric>_n``), computed with each measure's one method (``releasesim.reports.estimates``), so a
-  sweep row shows what the run's report shows.
-- ``recommend``: the SLO rule. A point is **feasible** when the 95% *upper* bound of
-  P(malicious build approved) is ``<= max_forgery_prob`` -- the certified stratified bound
-  (``CERTIFIED``, ``releasesim.reports.certify``, docs/certify.md) when the table has it
-  for every point (a probabilistic compromise model), else the Wilson bound of the plain
-  replications (the fixed-count model) -- and its Kaplan-Meier median
-  time build -> activation (censored at the horizon; a rejected release never activates;
-  ``inf`` when not reached within the horizon) is ``<= max_activation_s``. Among feasible
-  points the one with the fastest median activation is recommended (ties: the lower
-  forgery bound, then the grid order); the reason is one sentence, naming the bound used.
-  With no feasible point, the sentence says so and why.
+  sweep row shows what the run's report shows. The consensus metrics (P(consensus
+  stalled), the longest stall, recovery, peak voting power down, lagging stake) make a
+  sweep over ``consensus.mode=rolling,halt_at_height`` compare the upgrade modes.
+- ``recommend``: the SLO rule. A point is **feasible** when every SLO given holds:
+
+  - ``max_forgery_prob``: the 95% *upper* bound of P(malicious build approved) is ``<=``
+    it -- the certified stratified bound (``CERTIFIED``, ``releasesim.reports.certify``,
+    docs/certify.md) when the table has it for every point (a probabilistic compromise
+    model), else the Wilson bound of the plain replications (the fixed-count model);
+  - ``max_activation_s``: the Kaplan-Meier median time build -> activation (censored at
+    the horizon; a rejected release never activates; ``inf`` when not reached within the
+    horizon) is ``<=`` it;
+  - ``max_stall_prob``: the Wilson 95% upper bound of P(consensus stalled) is ``<=`` it;
+  - ``max_stall_s``: the Student t 95% upper bound of the mean longest stall per
+    replication (0 without a stall, so it weighs how often and how long the chain stops)
+    is ``<=`` it; a replication still stalled at the end of the run has only a lower
+    bound, so the upper bound is infinite and the point is not feasible.
+
+  Among feasible points the one with the fastest median activation is recommended (ties:
+  the lower forgery bound, then the grid order); the reason is one sentence, naming the
+  bounds used. With no feasible point, the sentence says so and why.
 - ``frontier_figure``: P(malicious approved) vs median time to activation and vs
   P(activated by the deadline), with CIs, the SLO lines and the recommendation.
 
@@ -51,6 +61,12 @@ SWEEP_METRICS: tuple[str, ...] = (
     "failed_startup_fraction",
     "peak_down_fraction",
     "down_over_third",
+    "consensus_stalled",
+    "stall_open_at_end",
+    "stall_longest_s",
+    "stall_recover_s",
+    "peak_down_stake",
+    "lagging_stake",
 )
 """The sweep's columns: measures of ``releasesim.reports.measures`` (each with its one interval
 method, as in every report) plus ``activated_on_time`` (an event: activated within the
@@ -62,6 +78,11 @@ CERTIFIED = "malicious_approved_certified"
 ``CERTIFIED + "_point"`` and ``CERTIFIED + "_method"`` hold its point estimate and what is
 exact and what simulated."""
 WILSON_BOUND = "malicious_approved_ci_high"
+STALL_BOUND = "consensus_stalled_ci_high"
+"""Wilson 95% upper bound of P(consensus stalled): what ``max_stall_prob`` constrains."""
+STALL_S_BOUND = "stall_longest_s_ci_high"
+"""t 95% upper bound of the mean longest stall (``inf`` when a replication was still stalled
+at the end): what ``max_stall_s`` constrains."""
 ON_TIME = Measure("activated_on_time", "governance", "probability",
                   "Activated within the deadline of the build.", "event", "lower")
 
@@ -107,7 +128,7 @@ def sweep_table(
             row[f"{name}_n"] = n
             if measure.given:
                 row[f"{name}_given"] = measure.given
-            if measure.method == "km":
+            if measure.method == "km" or measure.lower_bound_when:
                 row[f"{name}_censored"] = censored
                 row[f"{name}_follow_up"] = follow_up(measure, v)
         rows.append(row)
@@ -131,21 +152,32 @@ def max_half_width(table: pd.DataFrame, metrics: Sequence[str] = PRECISION_METRI
 
 
 def recommend(
-    table: pd.DataFrame, max_forgery_prob: float | None, max_activation_s: float | None
+    table: pd.DataFrame,
+    max_forgery_prob: float | None,
+    max_activation_s: float | None,
+    max_stall_prob: float | None = None,
+    max_stall_s: float | None = None,
 ) -> Recommendation:
     """Apply the SLO rule (module docstring) to a sweep table."""
-    if max_forgery_prob is None and max_activation_s is None:
-        return Recommendation(None, "No SLO given (--max-forgery-prob, --max-activation-s): "
-                              "no recommendation.", tuple(False for _ in range(len(table))))
+    slos = (max_forgery_prob, max_activation_s, max_stall_prob, max_stall_s)
+    if all(v is None for v in slos):
+        return Recommendation(None, "No SLO given (--max-forgery-prob, --max-activation-s, "
+                              "--max-stall-prob, --max-stall-s): no recommendation.",
+                              tuple(False for _ in range(len(table))))
     bound, certified = forgery_bound(table)
-    forgery_ok = (table[bound] <= max_forgery_prob
-                  if max_forgery_prob is not None else pd.Series(True, index=table.index))
-    speed_ok = (table["time_to_activation_s"] <= max_activation_s
-                if max_activation_s is not None else pd.Series(True, index=table.index))
-    feasible = forgery_ok & speed_ok
-    slo = _slo_text(max_forgery_prob, max_activation_s, certified)
+    checks = {
+        "forgery": _within(table, bound, max_forgery_prob),
+        "speed": _within(table, "time_to_activation_s", max_activation_s),
+        "stall": _within(table, STALL_BOUND, max_stall_prob),
+        "stall_s": _within(table, STALL_S_BOUND, max_stall_s),
+    }
+    feasible = pd.Series(True, index=table.index)
+    for ok in checks.values():
+        feasible &= ok
+    slo = _slo_text(max_forgery_prob, max_activation_s, certified, max_stall_prob, max_stall_s)
     if not feasible.any():
-        return Recommendation(None, _none_sentence(table, forgery_ok, speed_ok, slo, bound),
+        given = {k: ok for (k, ok), v in zip(checks.items(), slos, strict=True) if v is not None}
+        return Recommendation(None, _none_sentence(table, given, slo, bound),
                               tuple(bool(f) for f in feasible))
     candidates = table[feasible].assign(_order=np.arange(len(table))[feasible.to_numpy()])
     best = candidates.sort_values(["time_to_activation_s", bound,
@@ -158,12 +190,39 @@ def recommend(
         why = (f"its P(malicious approved) is {_pct(best['malicious_approved'])}, 95% CI "
                f"[{_pct(best['malicious_approved_ci_low'])}, "
                f"{_pct(best['malicious_approved_ci_high'])}], n={int(best['replications'])}")
+    if max_stall_prob is not None or max_stall_s is not None:
+        why += f"; {_stall_text(best)}"
     sentence = (
         f"Recommended: {best['point']} - the fastest median activation "
         f"({_activation(best)}) among the {n_feasible} of "
         f"{len(table)} settings meeting {slo} ({why})."
     )
     return Recommendation(str(best["point"]), sentence, tuple(bool(f) for f in feasible))
+
+
+def _within(table: pd.DataFrame, column: str, limit: float | None) -> pd.Series:
+    """``table[column] <= limit``: True everywhere without a limit, False where missing."""
+    if limit is None:
+        return pd.Series(True, index=table.index)
+    if column not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table[column].astype(float) <= limit
+
+
+def _stall_text(row: Mapping[str, object]) -> str:
+    """``P(consensus stall) 5.0% [..], mean longest stall 30 s [.., ..]`` of a sweep row."""
+    if "consensus_stalled" not in row:
+        return "consensus stalls not recorded"
+    return (f"P(consensus stall) {_with_ci(row, 'consensus_stalled', 'probability')}, "
+            f"mean longest stall {_with_ci(row, 'stall_longest_s', 's')}")
+
+
+def _with_ci(row: Mapping[str, object], name: str, unit: str) -> str:
+    """``estimate [low, high]`` of one metric of a sweep row ("> x" past a lower bound)."""
+    follow = float(row.get(f"{name}_follow_up", math.nan))  # type: ignore[arg-type]
+    est, low, high = (format_estimate(float(row[key]), unit, follow)  # type: ignore[arg-type]
+                      for key in (name, f"{name}_ci_low", f"{name}_ci_high"))
+    return f"{est} [{low}, {high}]"
 
 
 def _activation(row: Mapping[str, object]) -> str:
@@ -185,7 +244,8 @@ def forgery_bound(table: pd.DataFrame) -> tuple[str, bool]:
 
 
 def _slo_text(max_forgery_prob: float | None, max_activation_s: float | None,
-              certified: bool = False) -> str:
+              certified: bool = False, max_stall_prob: float | None = None,
+              max_stall_s: float | None = None) -> str:
     parts = []
     if max_forgery_prob is not None and certified:
         parts.append(f"P(malicious approved) certified 95% upper bound (stratified by keys "
@@ -194,30 +254,60 @@ def _slo_text(max_forgery_prob: float | None, max_activation_s: float | None,
         parts.append(f"P(malicious approved) 95% upper bound <= {_pct(max_forgery_prob)}")
     if max_activation_s is not None:
         parts.append(f"median activation <= {format_value(max_activation_s, 's')}")
+    if max_stall_prob is not None:
+        parts.append(f"P(consensus stall) 95% upper bound <= {_pct(max_stall_prob)}")
+    if max_stall_s is not None:
+        parts.append(f"mean longest stall 95% upper bound <= {format_value(max_stall_s, 's')}")
     return " and ".join(parts)
 
 
-def _none_sentence(table: pd.DataFrame, forgery_ok: pd.Series, speed_ok: pd.Series,
-                   slo: str, bound: str = WILSON_BOUND) -> str:
-    if forgery_ok.any() and speed_ok.any():
-        safe = table[forgery_ok]
+def _none_sentence(table: pd.DataFrame, checks: Mapping[str, pd.Series], slo: str,
+                   bound: str = WILSON_BOUND) -> str:
+    """Why no setting is feasible: the SLOs no setting meets, else the ones in conflict."""
+    never = [name for name, ok in checks.items() if not ok.any()]
+    if never:
+        why = "; ".join(_never_text(table, name, bound) for name in never)
+    elif set(checks) == {"forgery", "speed"}:
+        safe = table[checks["forgery"]]
         fastest = safe.sort_values("time_to_activation_s", kind="stable").iloc[0]
         why = (f"the safe settings activate too slowly (fastest safe: {fastest['point']}, "
                f"median {_activation(fastest)}) and the fast "
                "ones are not safe enough")
-    elif not forgery_ok.any():
+    else:
+        labels = {"forgery": "safe enough", "speed": "fast enough",
+                  "stall": "rarely stalling", "stall_s": "short stalls"}
+        why = "each SLO is met by some setting, but none meets all (" + "; ".join(
+            f"{labels[name]}: {', '.join(table.loc[ok, 'point'].astype(str))}"
+            for name, ok in checks.items()) + ")"
+    return f"No setting meets {slo}: {why}."
+
+
+def _never_text(table: pd.DataFrame, name: str, bound: str) -> str:
+    """Why one SLO is met by no setting, naming the setting that comes closest."""
+    if name == "speed":
+        best = table.sort_values("time_to_activation_s", kind="stable").iloc[0]
+        return (f"no setting activates fast enough (fastest: {best['point']}, median "
+                f"{_activation(best)})")
+    if name == "forgery":
         best = table.sort_values(bound, kind="stable").iloc[0]
         if bound == CERTIFIED:
-            why = (f"no setting is safe enough (lowest certified bound: {best['point']}, "
-                   f"{best[bound]:.2g}; a larger --max-replications may narrow it)")
-        else:
-            why = (f"no setting is safe enough (lowest upper bound: {best['point']}, "
-                   f"{_pct(best[bound])}; more replications narrow it)")
-    else:
-        best = table.sort_values("time_to_activation_s", kind="stable").iloc[0]
-        why = (f"no setting activates fast enough (fastest: {best['point']}, median "
-               f"{_activation(best)})")
-    return f"No setting meets {slo}: {why}."
+            return (f"no setting is safe enough (lowest certified bound: {best['point']}, "
+                    f"{best[bound]:.2g}; a larger --max-replications may narrow it)")
+        return (f"no setting is safe enough (lowest upper bound: {best['point']}, "
+                f"{_pct(best[bound])}; more replications narrow it)")
+    column = STALL_BOUND if name == "stall" else STALL_S_BOUND
+    if column not in table.columns:
+        return "the sweep table records no consensus stalls"
+    best = table.sort_values(column, kind="stable").iloc[0]
+    if name == "stall":
+        return (f"no setting stalls consensus rarely enough (lowest upper bound of "
+                f"P(stall): {best['point']}, {_pct(best[column])}; more replications "
+                "narrow it)")
+    if math.isinf(float(best[column])):
+        return ("consensus was still stalled at the end of some replication of every "
+                "setting, so no stall duration is bounded")
+    return (f"no setting keeps stalls short enough (lowest upper bound of the mean longest "
+            f"stall: {best['point']}, {format_value(float(best[column]), 's')})")
 
 
 def frontier_figure(
@@ -309,13 +399,22 @@ def short_label(point: str) -> str:
 
 
 def sweep_markdown(table: pd.DataFrame, recommendation: Recommendation, title: str) -> str:
-    """``sweep.md``: the recommendation, the table and the frontier picture."""
+    """``sweep.md``: the recommendation, the table and the frontier picture (with P(stall)
+    and the mean longest stall when the table records consensus stalls)."""
+    stalls = "consensus_stalled" in table.columns and STALL_S_BOUND in table.columns
+    extra = " P(consensus stall) | mean longest stall |" if stalls else ""
     lines = [f"# Sweep: {title}", "", recommendation.sentence, "",
              "![frontier](frontier.png)", "",
              "| setting | n | P(activated) | P(malicious approved) | P(activated on time) "
-             "| median activation | feasible |", "|---|---|---|---|---|---|---|"]
+             f"| median activation |{extra} feasible |",
+             "|---|---|---|---|---|---|" + ("---|---|" if stalls else "") + "---|"]
     for i, row in enumerate(table.itertuples(index=False)):
         feasible = recommendation.feasible[i] if recommendation.feasible else False
+        cells = ""
+        if stalls:
+            record = row._asdict()
+            cells = (f" {_with_ci(record, 'consensus_stalled', 'probability')} "
+                     f"| {_with_ci(record, 'stall_longest_s', 's')} |")
         lines.append(
             f"| {row.point} | {row.replications} | {_pct(row.activated)} "
             f"[{_pct(row.activated_ci_low)}, {_pct(row.activated_ci_high)}] "
@@ -323,7 +422,7 @@ def sweep_markdown(table: pd.DataFrame, recommendation: Recommendation, title: s
             f"[{_pct(row.malicious_approved_ci_low)}, {_pct(row.malicious_approved_ci_high)}] "
             f"| {_pct(row.activated_on_time)} [{_pct(row.activated_on_time_ci_low)}, "
             f"{_pct(row.activated_on_time_ci_high)}] | "
-            f"{_activation(row._asdict())} | {'yes' if feasible else 'no'} |"
+            f"{_activation(row._asdict())} |{cells} {'yes' if feasible else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -331,6 +430,8 @@ def sweep_markdown(table: pd.DataFrame, recommendation: Recommendation, title: s
 __all__ = [
     "CERTIFIED",
     "PRECISION_METRICS",
+    "STALL_BOUND",
+    "STALL_S_BOUND",
     "Recommendation",
     "SWEEP_METRICS",
     "forgery_bound",

@@ -63,7 +63,7 @@ class ExtendBy:
         result = simulate_replication(scenario, seed, self.offset + replication)
         result.replication = replication
         if not self.keep_rows:
-            result.nodes, result.events = [], []
+            result.nodes, result.events, result.downtime = [], [], []
         return result
 
 

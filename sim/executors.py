@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 
 from releasesim.model.errors import ReleasesimError
-from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
+from releasesim.sim.recorder import DOWNTIME_COLUMNS, EVENT_COLUMNS, NODE_COLUMNS
 
 EXECUTORS = ("serial", "process", "dask")
 DASK_CONNECT_TIMEOUT_S = 10.0
@@ -169,7 +169,8 @@ def _columnar(result: Any) -> Any:
     with the workers, unpickles each result about 20x faster than a list of tuples. Every
     executor goes through here, so the tables are built the same way whatever runs them.
     """
-    for attr, columns in (("nodes", NODE_COLUMNS), ("events", EVENT_COLUMNS)):
+    for attr, columns in (("nodes", NODE_COLUMNS), ("events", EVENT_COLUMNS),
+                          ("downtime", DOWNTIME_COLUMNS)):
         records = getattr(result, attr, None)
         if isinstance(records, list):
             setattr(result, attr, pd.DataFrame.from_records(

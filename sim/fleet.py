@@ -36,16 +36,27 @@ after; a node waiting for its next poll to retry takes it up at that poll instea
 new round (a node's polls and a rollout's start share one grid, so the node's wake-up
 is ordered after every ordinary event of its instant: ``NextPoll``).
 
-The per-node outcome row is built once, at the end (``node_rows``). Every successful
-boot is checked against the store (invariant ``unapproved_boots``).
+Every down interval ``[start, end)`` of a node is recorded as it closes, with its node and
+cause (``down_*`` arrays): ``restart`` from the install to the boot (on the release, or
+back on the restored build after a rollback); ``halt`` in ``halt_at_height`` mode, from
+the upgrade height (``stop_at_height``) until the node boots the release -- past the
+height only the release follows the chain, so a node that boots any other build (the
+restored one after a failed start, an adversary's) stays stopped; a pre-fetching node
+stages the verified build until the height (``releasesim.sim.rollout``). An interval
+still open at the end of the run is closed at the horizon and flagged
+(``close_down_intervals``): the horizon cut the run, or nothing is left that could bring
+the node back.
 
-Imports ``simpy``, ``numpy``, ``model``, ``sim.distributions`` and ``sim.mirrors``; must not
-import ``reports``.
+The per-node outcome row, the down intervals and the stakes are built once, at the end
+(``releasesim.sim.fleet_results``). Every successful boot is checked against the store
+(invariant ``unapproved_boots``).
+
+Imports ``simpy``, ``numpy``, ``model``, ``sim.mirrors`` and ``sim.fleet_results``; must
+not import ``reports``.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from array import array
 from collections.abc import Generator
@@ -58,6 +69,7 @@ from simpy.events import Event, EventPriority, Process, Timeout
 from releasesim.model.errors import DigestMismatch, ReleaseError, SourceError
 from releasesim.model.slot import MemoryAuditLog, MemorySlot
 from releasesim.model.update import boot_check, fetch_release, install_release
+from releasesim.sim.fleet_results import HALT, RESTART, FleetResults
 from releasesim.sim.mirrors import withdraw_request
 from releasesim.sim.release_store import SimReleaseStore
 
@@ -67,6 +79,7 @@ if TYPE_CHECKING:
 
 NAN = math.nan
 MAX_BYTES = 1 << 20
+
 AFTER_NORMAL = EventPriority(2)
 """Below simpy's ``NORMAL`` (1): processed after every ordinary event of its instant."""
 
@@ -87,7 +100,7 @@ class NextPoll(Timeout):
         env.schedule(self, AFTER_NORMAL, delay)
 
 
-class Fleet:
+class Fleet(FleetResults):
     """Per-node state as parallel arrays, and the node update process."""
 
     def __init__(self, world: World, rng: np.random.Generator) -> None:
@@ -125,13 +138,23 @@ class Fleet:
         self.slots: list[MemorySlot | None] = []  # sized by setup_slots
         self.previous_bytes: bytes | None = None
         self.audit = MemoryAuditLog()
+        # the recorded down intervals [start, end) of every node (``downtime_rows``)
         self.down_starts = array("d")
         self.down_ends = array("d")
+        self.down_nodes = array("i")
+        self.down_causes = array("B")  # index into DOWN_CAUSES
+        self.down_open = array("B")  # 1: closed only by the end of the run
+        self.validator_nodes = (
+            min(len(world.validators.stakes), n) if int(cfg.validators) < 0
+            else int(cfg.validators)
+        )
         # nodes that used up a round of attempts at least once: membership and size only
         self.gave_up_nodes: set[int] = set()
         self.release_fetch_attempts = 0  # attempts at the release ("new") build only
         self.release_fetch_nodes = 0  # nodes that started fetching it
-        self.down_since: dict[int, float] = {}  # node -> start of its open down interval
+        self.upgrade_s = NAN  # halt_at_height: the release's upgrade height (set by rollout)
+        # node -> (start, cause) of its open down interval
+        self.down_since: dict[int, tuple[float, int]] = {}
         self.installs_ok = 0
         self.release_store = SimReleaseStore(world.store)
         self.boot_times = array("d")
@@ -350,6 +373,9 @@ class Fleet:
             round_start = env.now
             attempts = 0
 
+        if rollout.upgrade_s > env.now:  # halt at height: staged until the height
+            world.n_timeouts += 1
+            yield Timeout(env, rollout.upgrade_s - env.now)
         node_id = f"node-{node}"
         try:
             record = install_release(
@@ -370,8 +396,9 @@ class Fleet:
 
         # restart on the new binary, then the boot check
         restart = self.restart_sample  # None: no restart delay
-        down_from = env.now
-        self.down_since[node] = down_from  # closed by _down, or at the end of the run
+        # closed by _down, or at the end of the run; a node stopped at the upgrade height
+        # has been down since the height
+        down_from = self.down_since.setdefault(node, (env.now, RESTART))[0]
         if restart is not None:
             world.n_timeouts += 1
             yield Timeout(env, restart())
@@ -382,7 +409,7 @@ class Fleet:
         )
         if result.ok:
             self._booted(result.build_hash, env.now)
-            self._down(node, down_from, env.now)
+            self._up_or_stopped(node, down_from, env.now, on_release=is_new)
             if is_new:
                 self.booted_new_s[node] = env.now
             rollout.boot_outcome(False, env.now)
@@ -405,8 +432,17 @@ class Fleet:
             self._booted(result.build_hash, env.now)
         else:
             world.recorder.event(env.now, "boot_failed_after_rollback", str(result.reason), node)
-        self._down(node, down_from, env.now)
+        self._up_or_stopped(node, down_from, env.now, on_release=False)
         self._finish(node)
+
+    def _up_or_stopped(self, node: int, down_from: float, now: float, on_release: bool) -> None:
+        """The node booted: it is up again, unless the chain is past the upgrade height
+        and the build is not the release -- that build cannot follow the chain, so the
+        node stays stopped (its interval stays open, to the end of the run)."""
+        if on_release or not now >= self.upgrade_s:  # upgrade_s is NaN in rolling mode
+            self._down(node, down_from, now)
+        else:
+            self.down_since[node] = (down_from, HALT)
 
     def _booted(self, build_hash: str | None, now: float) -> None:
         """Note a successful boot (build, time) for the ``unapproved_boots`` check."""
@@ -414,79 +450,33 @@ class Fleet:
         self.boot_times.append(now)
         self.boot_codes.append(code)
 
-    def unapproved_boots(self) -> int:
-        """Invariant: boots of a build not approved in the store at the boot's moment.
-
-        Checked against the real store's approved releases at the end: approvals are
-        append-only (nothing revokes one), so a build was approved at time ``t`` exactly
-        when it is approved now and its tally had run by ``t``. A simulated tally closes
-        the activation epoch, at its end (``(activated_epoch + 1) * epoch_s``,
-        ``releasesim.sim.validators``); the previous build was approved at setup, time 0.
-        """
-        if not self.boot_times:
-            return 0
-        epoch_s = self.world.epoch_s
-        activated = {
-            a.build_hash: (a.activated_epoch + 1) * epoch_s
-            for a in self.world.store.approved_releases()
-        }
-        activated[self.world.previous_hash] = 0.0
-        since = np.full(len(self.hash_codes), np.inf)
-        for build_hash, code in self.hash_codes.items():
-            if build_hash in activated:
-                since[code] = activated[build_hash]
-        times = np.frombuffer(self.boot_times, dtype=float)
-        codes = np.frombuffer(self.boot_codes, dtype=np.uint8)
-        return int(np.count_nonzero(times + 1e-6 < since[codes]))
-
-    def _down(self, node: int, start: float, end: float) -> None:
-        self.down_since.pop(node, None)
+    def _down(self, node: int, start: float, end: float, still_down: int = 0) -> None:
+        """Record the node's down interval ``[start, end)`` (its open one, now closed)."""
+        _, cause = self.down_since.pop(node, (start, RESTART))
         if end > start:
             self.down_starts.append(start)
             self.down_ends.append(end)
+            self.down_nodes.append(node)
+            self.down_causes.append(cause)
+            self.down_open.append(still_down)
             self.down_s[node] += end - start
 
+    def stop_at_height(self, height_s: float) -> int:
+        """The chain reached the upgrade height: every node not on the release stops.
+
+        A node already down (restarting) keeps its interval; one already running the
+        release (it cannot, before the height: installs wait for it) is left alone.
+        Returns how many nodes stopped.
+        """
+        since = self.down_since
+        stopped = 0
+        for node in np.flatnonzero(np.isnan(self.booted_new_s)).tolist():
+            if node not in since:
+                since[node] = (height_s, HALT)
+                stopped += 1
+        return stopped
+
     def close_down_intervals(self, end_s: float) -> None:
-        """Count the nodes still restarting when the run stops as down until ``end_s``."""
-        for node, start in list(self.down_since.items()):
-            self._down(node, start, max(start, end_s))
-
-    # -- results ------------------------------------------------------------------------
-    def final_builds(self) -> list[str]:
-        world = self.world
-        names = {world.previous_hash: "old"}
-        if world.release.build_hash:
-            names[world.release.build_hash] = "new"
-        if world.adversary.build_hash:
-            names[world.adversary.build_hash] = "malicious"
-        by_id = {}
-        for mirror_hash, data in world.mirrors.mirrors[0].artifacts.items():
-            by_id[id(data)] = names.get(mirror_hash, "other")
-        previous = by_id.get(id(self.previous_bytes), "other")
-        return [
-            previous if slot is None else by_id.get(id(slot.current()), "other")
-            for slot in self.slots
-        ]
-
-    def node_rows(self) -> list[tuple]:
-        rep = self.world.replication
-        finals = self.final_builds()
-        columns = (
-            self.wave.tolist(),
-            self.hash_speed.tolist(),
-            self.learned_s.tolist(),
-            self.first_fetch_s.tolist(),
-            self.fetch_attempts.tolist(),
-            self.fetch_rounds.tolist(),
-            self.fetch_failures.tolist(),
-            self.corrupt.tolist(),
-            self.installed_s.tolist(),
-            self.booted_new_s.tolist(),
-            self.failed_startup.tolist(),
-            self.rolled_back_s.tolist(),
-            self.down_s.tolist(),
-            self.installed_malicious.tolist(),
-            finals,
-        )
-        # the row tuples are built by zip in C: (replication, node, *the columns above)
-        return list(zip(itertools.repeat(rep, self.n), range(self.n), *columns, strict=True))
+        """Count the nodes still down when the run stops as down until ``end_s``."""
+        for node, (start, _) in list(self.down_since.items()):
+            self._down(node, start, max(start, end_s), still_down=1)

@@ -15,7 +15,6 @@ Imports the standard library and ``sim.distributions`` only.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,112 +26,28 @@ from releasesim.sim.distributions import (
     LogNormal,
     Pareto,
 )
+from releasesim.sim.sections import (
+    Adversary,
+    CompromiseGroup,
+    Consensus,
+    Fleet,
+    Governance,
+    Mirrors,
+    Release,
+    Rollout,
+    Signers,
+    ThresholdChange,
+)
 
 Kind = Literal[
-    "int", "float", "bool", "str", "enum", "dist", "fractions", "schedule", "probs", "groups"
+    "int", "float", "bool", "str", "enum", "dist", "fractions", "schedule", "probs", "groups",
+    "weights",
 ]
 
 
 # --------------------------------------------------------------------------------------
 # The resolved scenario
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ThresholdChange:
-    """One entry of ``signers.threshold_schedule``: from ``at_s`` on, the threshold is ..."""
-
-    at_s: float
-    threshold: int
-
-
-@dataclass(frozen=True, slots=True)
-class CompromiseGroup:
-    """One entry of ``signers.compromise_groups``: with probability ``prob`` all ``keys`` fall."""
-
-    keys: tuple[int, ...]
-    prob: float
-
-
-@dataclass(frozen=True, slots=True)
-class Signers:
-    n: int
-    threshold: int
-    availability: float
-    mean_offline_s: float
-    signing_delay: Distribution
-    rotation_interval_s: float
-    rotation_count: int
-    threshold_schedule: tuple[ThresholdChange, ...]
-    compromised: int
-    compromise_prob: float
-    compromise_probs: tuple[float, ...]
-    compromise_groups: tuple[CompromiseGroup, ...]
-
-    @property
-    def mean_online_s(self) -> float:
-        """Mean online spell, derived: ``mean_offline_s * a / (1 - a)`` (inf when a = 1)."""
-        a = self.availability
-        return math.inf if a >= 1.0 else self.mean_offline_s * a / (1.0 - a)
-
-
-@dataclass(frozen=True, slots=True)
-class Governance:
-    vote_period_epochs: int
-    vote_quorum: float
-    validators: int
-    stake: Distribution
-    participation: float
-    yes_probability: float
-    vote_delay: Distribution
-    submit_delay: Distribution
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    artifact_size_mb: float
-    build_at_s: float
-    bad_release: bool
-    startup_failure_prob: float
-
-
-@dataclass(frozen=True, slots=True)
-class Adversary:
-    attack_at_s: float
-    keys_held: int
-
-
-@dataclass(frozen=True, slots=True)
-class Mirrors:
-    count: int
-    latency: Distribution
-    bandwidth_mbps: Distribution
-    capacity: int
-    outage_rate_per_h: float
-    outage_duration: Distribution
-    correlated_outage_prob: float
-    corruption_prob: float
-
-
-@dataclass(frozen=True, slots=True)
-class Fleet:
-    nodes: int
-    poll_interval_s: float
-    fetch_timeout_s: float
-    max_retries: int
-    backoff_base_s: float
-    backoff_factor: float
-    hash_speed_mbps: Distribution
-    restart_delay: Distribution
-
-
-@dataclass(frozen=True, slots=True)
-class Rollout:
-    strategy: str
-    waves: tuple[float, ...]
-    wave_interval_s: float
-    halt_failure_rate: float
-    halt_min_attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +68,7 @@ class Scenario:
     mirrors: Mirrors
     fleet: Fleet
     rollout: Rollout
+    consensus: Consensus
 
     def to_dict(self) -> dict[str, Any]:
         """Every knob, resolved, as plain JSON/TOML values (``scenario_from_dict`` reads it)."""
@@ -215,6 +131,8 @@ SECTIONS: dict[str, tuple[type, str]] = {
     "mirrors": (Mirrors, "the download mirrors: latency, bandwidth, outages, corruption"),
     "fleet": (Fleet, "the nodes: polling, fetch retries, hashing speed, restart"),
     "rollout": (Rollout, "how activation reaches the fleet: all at once or in waves"),
+    "consensus": (Consensus, "block production by voting power: the liveness rule and the "
+                  "upgrade mode (rolling, or halt at an upgrade height)"),
 }
 
 _H = 3600.0
@@ -292,6 +210,9 @@ KNOBS: tuple[Knob, ...] = (
          "from proposal to a participating validator's vote"),
     Knob("governance.submit_delay", "dist", Fixed(30.0), "s",
          "from attestation quorum to the ReleaseVote submission"),
+    Knob("governance.stakes", "weights", (), "weight",
+         "the validators' stakes, in validator order, instead of drawing them from stake "
+         "([] = draw; else exactly governance.validators positive values)"),
     # [release]
     Knob("release.artifact_size_mb", "float", 80.0, "MB",
          "simulated size of the build (download and hashing time)",
@@ -351,6 +272,10 @@ KNOBS: tuple[Knob, ...] = (
          positive=True),
     Knob("fleet.restart_delay", "dist", LogNormal(20.0, 0.5), "s",
          "node restart into the new (or the restored) build"),
+    Knob("fleet.validators", "int", -1, "nodes",
+         "how many of the fleet's nodes are validators: validator i (with its governance "
+         "stake) runs node i, the rest are full nodes; -1 = every governance validator, at "
+         "most fleet.nodes", minimum=-1, max_key="fleet.nodes"),
     # [rollout]
     Knob("rollout.strategy", "enum", "all_at_once", "", "how activation reaches the fleet",
          choices=("all_at_once", "waves")),
@@ -364,6 +289,26 @@ KNOBS: tuple[Knob, ...] = (
     Knob("rollout.halt_min_attempts", "int", 10, "nodes",
          "waves: the halt rule applies only after this many nodes tried the new build",
          minimum=1),
+    # [consensus]
+    Knob("consensus.mode", "enum", "rolling", "",
+         "rolling: a node switches builds when it installs and restarts; halt_at_height: "
+         "the chain stops at the upgrade height and resumes when validators holding more "
+         "than liveness_threshold of the voting power run the release",
+         choices=("rolling", "halt_at_height")),
+    Knob("consensus.liveness_threshold", "float", 2.0 / 3.0, "fraction",
+         "blocks are produced while the voting power up (and, past an upgrade height, on "
+         "the release) is more than this share of the total", minimum=0,
+         exclusive_minimum=True, maximum=0.999999),
+    Knob("consensus.upgrade_after_epochs", "int", 30, "epochs",
+         "halt_at_height: the upgrade height is this many epochs after the activation",
+         minimum=0, maximum=10_000_000),
+    Knob("consensus.prefetch_fraction", "float", 0.5, "fraction",
+         "halt_at_height: share of nodes that pre-fetch the release after activation and "
+         "switch by themselves at the height (the Cosmovisor pattern); the others wait for "
+         "their operator", minimum=0, maximum=1),
+    Knob("consensus.operator_response", "dist", LogNormal(1800.0, 1.2), "s",
+         "halt_at_height: from the height to the operator starting the update on a node "
+         "that did not pre-fetch (heavy-tailed)"),
 )
 
 BY_KEY: dict[str, Knob] = {k.key: k for k in KNOBS}
@@ -427,6 +372,8 @@ def range_text(knob: Knob) -> str:
         return "threshold 1 .. signers.n"
     if knob.kind == "probs":
         return "each [0, 1]; [] or signers.n values"
+    if knob.kind == "weights":
+        return "each > 0; [] or governance.validators values"
     if knob.kind == "groups":
         return f"keys 0 .. signers.n - 1, prob [0, 1]; at most {MAX_COMPROMISE_GROUPS} groups"
     if knob.kind == "dist":
@@ -436,7 +383,7 @@ def range_text(knob: Knob) -> str:
     if low is not None and high is not None:
         if knob.kind == "int":
             return f"[{int(low)}, {int(high):,}]"
-        return f"[{low:g}, {high:g}]"
+        return f"{'(' if knob.exclusive_minimum else '['}{low:g}, {high:g}]"
     if low is not None:
         return f"{'>' if knob.exclusive_minimum else '>='} {low:g}"
     return ""
@@ -474,6 +421,7 @@ __all__ = [
     "TOP_KEYS",
     "Adversary",
     "CompromiseGroup",
+    "Consensus",
     "Fleet",
     "Governance",
     "Kind",

@@ -55,11 +55,16 @@ NODE_TABLE: tuple[Column, ...] = (
            "check, so the real `rollback_failed_startup` restored the previous binary."),
     Column("rolled_back_s", "s", "First rollback of the node (any build). NaN if never."),
     Column("down_s", "s", "Total time the node was down (restarting, including the restart "
-           "after a rollback) up to the end of the replication."),
+           "after a rollback; stopped at an upgrade height) up to the horizon if it was "
+           "still down at the end: the sum of its `downtime.parquet` intervals."),
     Column("installed_malicious", "bool", "The node installed the adversary's build at "
            "least once."),
     Column("final_build", "label", "What the node runs at the end: `new` (the release), "
            "`old` (the previous build), `malicious` or `other`."),
+    Column("stake", "weight", "The node's validator stake (its governance stake; voting "
+           "power is proportional to it); 0 for a full node."),
+    Column("stake_rank", "index", "The validator's rank by stake among all the chain's "
+           "validators (0 = the largest; ties by validator index); -1 for a full node."),
 )
 """One row per node and replication (``nodes.parquet``), built once at the end."""
 
@@ -73,6 +78,24 @@ EVENT_TABLE: tuple[Column, ...] = (
            "when none."),
 )
 """One row per governance, rollout, mirror or node event (``events.parquet``)."""
+
+DOWNTIME_TABLE: tuple[Column, ...] = (
+    Column("replication", "index", "The replication (0-based); `downtime.parquet` also has "
+           "its `seed` right after it."),
+    Column("node", "index", "The node that was down."),
+    Column("start_s", "s", "When it went down (stopped to restart, or stopped at the upgrade "
+           "height)."),
+    Column("end_s", "s", "When it was up again (booted), or the horizon for a node still "
+           "down at the end (`still_down`)."),
+    Column("cause", "label", "`restart`: restarting into a build, and back after a "
+           "rollback; `halt`: stopped at the upgrade height until it runs the release "
+           "(`consensus.mode = \"halt_at_height\"`)."),
+    Column("still_down", "bool", "The node was still down when the replication ended: "
+           "`end_s` is the horizon, not a boot (the horizon cut the run, or nothing was "
+           "left that could bring the node back)."),
+)
+"""One row per down interval ``[start_s, end_s)`` of a node (``downtime.parquet``), as the
+engine recorded it: a node's intervals never overlap."""
 
 EVENT_KINDS: dict[str, tuple[str, str, str]] = {
     # kind: (what happened, detail, value)
@@ -112,6 +135,9 @@ EVENT_KINDS: dict[str, tuple[str, str, str]] = {
                      "the build hash", "the wave (0-based)"),
     "halt": ("The wave rollout halted on the failed-startup rate.",
              "the build hash", "failed / attempted starts at the halt"),
+    "upgrade_height": ("halt_at_height: the chain reached the upgrade height; every node "
+                       "not running the release stopped.", "the release's build hash",
+                       "nodes that stopped"),
     "outage": ("A mirror outage began (a correlated one hits every mirror).",
                "`all` or `mirror <i>`", "its duration [s]"),
     "outage_at_start": ("A mirror was already down at time 0 (stationary start).",
@@ -131,6 +157,7 @@ EVENT_KINDS: dict[str, tuple[str, str, str]] = {
 
 NODE_COLUMNS: tuple[str, ...] = tuple(c.name for c in NODE_TABLE)
 EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in EVENT_TABLE)
+DOWNTIME_COLUMNS: tuple[str, ...] = tuple(c.name for c in DOWNTIME_TABLE)
 
 NAN = math.nan
 

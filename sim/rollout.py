@@ -21,6 +21,19 @@ node of a released wave that had not started yet learns of the halt at its next 
 does not start (nor does a node between two fetch rounds), as an operator's halt of the
 rollout would have it.
 
+With ``consensus.mode = "halt_at_height"`` (all at once only) the release's activation
+also sets the upgrade height, ``consensus.upgrade_after_epochs`` epochs later (simulated
+time ``upgrade_s``). Each node pre-fetches with probability ``consensus.prefetch_fraction``
+(drawn from the ``consensus`` stream): a pre-fetching node starts its update at its first
+poll after activation as above, but stages the verified build until the height and then
+installs and restarts by itself (the Cosmovisor pattern). At the height every node not
+running the release stops (``Fleet.stop_at_height``): the chain halts. A node that did
+not pre-fetch starts its update (fetch, verify, install, restart) when its operator
+responds, ``consensus.operator_response`` after the height (one draw per such node, in
+node order). Until a node boots the release it is down; past the height no other build
+follows the chain, so a node whose start fails rolls back and stays stopped, and so does
+one that boots an adversary's build.
+
 Imports ``numpy``; must not import ``reports``.
 """
 
@@ -54,6 +67,7 @@ class Rollout:
         "halt_s",
         "waves_released",
         "wave_of",
+        "upgrade_s",
     )
 
     def __init__(
@@ -71,6 +85,7 @@ class Rollout:
         self.halt_s = math.nan
         self.waves_released = 0
         self.wave_of: np.ndarray | None = None
+        self.upgrade_s = math.nan  # halt_at_height: when the chain reaches the upgrade height
 
     def boot_outcome(self, failed: bool, now: float) -> None:
         """A node's start on this build succeeded or failed: maybe halt the waves."""
@@ -107,6 +122,11 @@ class RolloutController:
         self.halt_failure_rate = float(cfg.halt_failure_rate)
         self.halt_min_attempts = int(cfg.halt_min_attempts)
         self.rollouts: list[Rollout] = []
+        consensus = world.scenario.consensus
+        self.halt_at_height = str(consensus.mode) == "halt_at_height"
+        self.upgrade_after_s = int(consensus.upgrade_after_epochs) * world.epoch_s
+        self.prefetch_fraction = float(consensus.prefetch_fraction)
+        self.operator_response = consensus.operator_response
 
     def by_kind(self, kind: str) -> Rollout | None:
         for rollout in self.rollouts:
@@ -130,11 +150,21 @@ class RolloutController:
         permutation = self.rng.permutation(n)
         wave_of = np.empty(n, dtype=np.int32)
         bounds = [0] + [min(n, int(round(f * n))) for f in self.fractions]
+        waiting = np.empty(0, dtype=np.int64)
+        if kind == "new" and self.halt_at_height:
+            rollout.upgrade_s = fleet.upgrade_s = now + self.upgrade_after_s
+            prefetch = world.rngs["consensus"].random(n) < self.prefetch_fraction
+            waiting = np.flatnonzero(~prefetch)
+            permutation = permutation[prefetch[permutation]]  # one wave: the pre-fetchers
+            bounds = [0] + [len(permutation)] * len(self.fractions)
+            world.hold()
+            world.process(self._height(rollout, waiting))
         for k in range(len(self.fractions)):
             members = permutation[bounds[k] : bounds[k + 1]]
             wave_of[members] = k
             world.hold()
             world.process(self._wave(rollout, k, members, learn[members]))
+        wave_of[waiting] = 0
         rollout.wave_of = wave_of
         if kind == "new":
             fleet.wave[:] = wave_of
@@ -163,5 +193,25 @@ class RolloutController:
             if wait > 0:
                 world.n_timeouts += 1  # what World.timeout counts, without the call
                 yield Timeout(env, wait)
+            begin(node, rollout)
+        world.release_hold()
+
+    def _height(self, rollout: Rollout, waiting: np.ndarray) -> Generator[Any, Any, None]:
+        """halt_at_height: stop the chain at the height, then start each node that did not
+        pre-fetch when its operator responds."""
+        world = self.world
+        env = world.env
+        if rollout.upgrade_s > env.now:
+            yield world.timeout(rollout.upgrade_s - env.now)
+        stopped = world.fleet.stop_at_height(env.now)
+        world.recorder.event(env.now, "upgrade_height", rollout.build_hash, stopped)
+        rng = world.rngs["consensus"]
+        response = np.asarray(self.operator_response.sample_many(rng, len(waiting)), dtype=float)
+        starts = env.now + np.maximum(response, 0.0)
+        order = np.argsort(starts, kind="stable")
+        begin = world.fleet.begin
+        for node, start in zip(waiting[order].tolist(), starts[order].tolist(), strict=True):
+            if start > env.now:
+                yield world.timeout(start - env.now)
             begin(node, rollout)
         world.release_hold()

@@ -2,12 +2,13 @@
 
 ``run_scenario`` maps ``releasesim.sim.world.simulate_replication(scenario, seed, i)`` over
 ``i in range(replications)`` on an executor (``releasesim.sim.executors``: serial, local process
-pool, Dask), sorts the results by replication, builds the three result tables once at
+pool, Dask), sorts the results by replication, builds the four result tables once at
 the end -- ``summary`` (one row per replication), ``nodes`` (one row per node and
-replication), ``events`` (governance events) -- and, when asked, writes the run
-directory atomically::
+replication), ``events`` (governance events), ``downtime`` (every node's down intervals)
+-- and, when asked, writes the run directory atomically::
 
-    <out_dir>/summary.parquet  summary.csv  nodes.parquet  events.parquet  manifest.json
+    <out_dir>/summary.parquet  summary.csv  nodes.parquet  events.parquet
+             downtime.parquet  manifest.json
              [governance.db]   (replication 0's store, with keep_store)
 
 Seeds: replication ``i`` of a run with seed ``S`` is computed from ``(S, i)`` only, so the
@@ -55,6 +56,7 @@ from releasesim.sim.progress import Progress
 from releasesim.sim.scenario import config_hash
 from releasesim.sim.tables import (
     INVARIANT_COLUMNS,
+    downtime_frame,
     events_frame,
     invariant_violations,
     nodes_frame,
@@ -65,7 +67,9 @@ from releasesim.sim.world import simulate_replication
 DEFAULT_REPLICATIONS = 20
 DEFAULT_SEED = 0
 RUNS_DIR = Path("runs")
-RUN_FILES = ("summary.parquet", "summary.csv", "nodes.parquet", "events.parquet")
+RUN_FILES = (
+    "summary.parquet", "summary.csv", "nodes.parquet", "events.parquet", "downtime.parquet",
+)
 MANIFEST = "manifest.json"
 GOVERNANCE_DB = "governance.db"
 MANIFEST_PACKAGES = ("releasesim", "simpy", "numpy", "pandas", "pynacl", "blake3", "pyarrow")
@@ -82,6 +86,8 @@ class RunResult:
     manifest: dict[str, Any]
     out_dir: Path | None = None
     invariant_violations: dict[str, int] = field(default_factory=dict)
+    downtime: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Every node's recorded down intervals (``DOWNTIME_TABLE``)."""
 
     @property
     def ok(self) -> bool:
@@ -158,6 +164,7 @@ def write_tables(directory: Path, result: RunResult) -> None:
     result.summary.to_csv(directory / "summary.csv", index=False)
     result.nodes.to_parquet(directory / "nodes.parquet", index=False)
     result.events.to_parquet(directory / "events.parquet", index=False)
+    result.downtime.to_parquet(directory / "downtime.parquet", index=False)
     text = json.dumps(result.manifest, indent=2, sort_keys=False, allow_nan=False, default=str)
     (directory / MANIFEST).write_text(text + "\n", encoding="utf-8")
 
@@ -380,6 +387,7 @@ def _run_into(
             summary=summary,
             nodes=nodes_frame(results),
             events=events_frame(results),
+            downtime=downtime_frame(results),
             manifest=build_manifest(
                 scenario,
                 seed=seed,

@@ -116,6 +116,8 @@ def _convert(knob: Knob, raw: Any) -> Any:
         return _convert_probs(raw, path)
     if knob.kind == "groups":
         return _convert_groups(raw, path)
+    if knob.kind == "weights":
+        return _convert_weights(raw, path)
     raise AssertionError(f"unknown knob kind {knob.kind!r}")  # pragma: no cover
 
 
@@ -193,6 +195,41 @@ def _convert_probs(raw: Any, path: str) -> tuple[float, ...]:
         raise ScenarioError(f"must be an array of probabilities in [0, 1], got {got(raw)}",
                             path=path)
     return tuple(_probability(item, f"{path}[{i}]") for i, item in enumerate(raw))
+
+
+def _convert_weights(raw: Any, path: str) -> tuple[float, ...]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"must be an array of positive numbers, got {got(raw)}", path=path)
+    out: list[float] = []
+    for i, item in enumerate(raw):
+        if not is_number(item) or not math.isfinite(item) or item <= 0:
+            raise ScenarioError(f"must be a number > 0, got {got(item)}", path=f"{path}[{i}]")
+        out.append(float(item))
+    return tuple(out)
+
+
+def _check_consensus(values: Mapping[str, Any]) -> None:
+    """Cross-field rules of the validators' stakes and the upgrade mode."""
+    validators = values["governance.validators"]
+    stakes = values["governance.stakes"]
+    if stakes and len(stakes) != validators:
+        raise ScenarioError(
+            f"must hold one stake per validator: governance.validators ({validators}) "
+            f"values, or [] to draw them from governance.stake; got {len(stakes)}",
+            path="governance.stakes",
+        )
+    if values["fleet.validators"] > validators:
+        raise ScenarioError(
+            f"must be <= governance.validators ({validators}), got "
+            f"{values['fleet.validators']}",
+            path="fleet.validators",
+        )
+    if values["consensus.mode"] == "halt_at_height" and values["rollout.strategy"] != "all_at_once":
+        raise ScenarioError(
+            "halt_at_height switches every node at the upgrade height: it needs "
+            f"rollout.strategy = \"all_at_once\", got {values['rollout.strategy']!r}",
+            path="consensus.mode",
+        )
 
 
 def _convert_groups(raw: Any, path: str) -> tuple[CompromiseGroup, ...]:
@@ -321,6 +358,7 @@ def _build(data: Mapping[str, Any]) -> Scenario:
                 path=f"signers.threshold_schedule[{i}].threshold",
             )
     _check_compromise(values)
+    _check_consensus(values)
 
     sections = {
         name: cls(**{k.name: values[k.key] for k in KNOBS if k.section == name})
@@ -426,7 +464,10 @@ def list_scenarios() -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------
 
 
-HASH_OMITS_AT_DEFAULT: tuple[str, ...] = _MODEL_KEYS
+HASH_OMITS_AT_DEFAULT: tuple[str, ...] = (
+    *_MODEL_KEYS, "governance.stakes", "fleet.validators",
+    *(knob.key for knob in KNOBS if knob.section == "consensus"),
+)
 """Knobs added after configuration hashes were first recorded (CI baselines, run
 manifests): left out of the hash while at their default, so a configuration that does
 not use them keeps the hash it had."""
@@ -445,6 +486,8 @@ def config_hash(scenario: Scenario) -> str:
         section, name = key.split(".")
         if data[section][name] == plain(_DEFAULTS[key]):
             del data[section][name]
+    if not data["consensus"]:
+        del data["consensus"]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return blake3.blake3(canonical.encode("ascii")).hexdigest()
 

@@ -62,6 +62,8 @@ def _knob_schema(knob: Knob) -> dict[str, Any]:
         }
     elif knob.kind == "probs":
         schema = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}}
+    elif knob.kind == "weights":
+        schema = {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}}
     elif knob.kind == "groups":
         schema = {
             "type": "array",
@@ -147,7 +149,8 @@ def _display_default(knob: Knob) -> str:
 def knob_table() -> list[KnobRow]:
     """Every knob with its type, default, unit, allowed range and description."""
     types = {"fractions": "array of float", "schedule": "array of tables", "dist": "distribution",
-             "enum": "string", "probs": "array of float", "groups": "array of tables"}
+             "enum": "string", "probs": "array of float", "weights": "array of float",
+             "groups": "array of tables"}
     return [
         KnobRow(k.key, types.get(k.kind, k.kind), _display_default(k), k.unit, range_text(k),
                 k.description)

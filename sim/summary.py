@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from releasesim.sim.recorder import EVENT_KINDS, EVENT_TABLE, NODE_TABLE, Column
+from releasesim.sim.consensus_summary import CONSENSUS_METRICS, consensus_row
+from releasesim.sim.recorder import (
+    DOWNTIME_TABLE,
+    EVENT_KINDS,
+    EVENT_TABLE,
+    NODE_TABLE,
+    Column,
+)
 
 if TYPE_CHECKING:
     from releasesim.sim.world import World
@@ -230,6 +237,7 @@ METRICS: tuple[Metric, ...] = (
         "happen never would have (e.g. a rejected release never activates); when True, it "
         "is censored at the horizon.",
     ),
+    *CONSENSUS_METRICS,
 )
 
 SUMMARY_COLUMNS: tuple[str, ...] = tuple(m.name for m in METRICS)
@@ -249,7 +257,7 @@ def metrics_markdown() -> str:
         "<!-- Generated from sim/summary.py (METRICS) and sim/recorder.py (NODE_TABLE,",
         "EVENT_TABLE, EVENT_KINDS); do not edit by hand: python3 tasks.py docs -->",
         "",
-        "A run directory holds three tables (Parquet; the summary also as CSV). Times are",
+        "A run directory holds four tables (Parquet; the summary also as CSV). Times are",
         "simulated seconds since the start of the replication; a time that never happens is",
         "NaN, never 0.",
         "",
@@ -274,6 +282,11 @@ def metrics_markdown() -> str:
               "|---|---|---|---|"]
     lines += [f"| `{kind}` | {what} | {detail or '(empty)'} | {value} |"
               for kind, (what, detail, value) in EVENT_KINDS.items()]
+    lines += ["", "## Down intervals: `downtime.parquet`", "",
+              "One row per interval a node was down, as the engine recorded it (a node's",
+              "intervals never overlap); what the consensus metrics are computed from.", "",
+              "| column | unit | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.unit} | {c.meaning} |" for c in DOWNTIME_TABLE]
     lines.append("")
     return "\n".join(lines)
 
@@ -343,13 +356,15 @@ def summarise(world: World) -> dict[str, float | int | bool]:
         )
         row["adopted_fraction"] = _fraction(running, n)
         sla = float(world.scenario.sla_s)
-        if world.end_s < t_act + sla and not world.finished:
+        lagging_defined = not (world.end_s < t_act + sla and not world.finished)
+        if not lagging_defined:
             row["lagging_fraction"] = NAN  # censored: the run stopped before activation + sla
         else:
             on_time = int(np.count_nonzero(booted <= t_act + sla))
             row["lagging_fraction"] = _fraction(n - on_time, n)
         row["halt_time_s"] = new.halt_s - t_act if new.halted else NAN
     else:
+        finals, lagging_defined = None, False
         for name in ("adoption_p50_s", "adoption_p90_s", "adoption_p99_s", "adopted_fraction",
                      "lagging_fraction", "halt_time_s"):
             row[name] = NAN
@@ -385,6 +400,7 @@ def summarise(world: World) -> dict[str, float | int | bool]:
     row["sim_end_s"] = float(world.end_s)
     row["horizon_s"] = float(world.horizon_s)
     row["horizon_cut"] = not world.finished
+    row.update(consensus_row(world, lagging_defined, finals))
     return {name: row[name] for name in SUMMARY_COLUMNS}
 
 

@@ -1,8 +1,8 @@
 """The run's tables: replication results (summary dicts, node and event records) to DataFrames.
 
 ``summary_frame`` (one row per replication, ``replication`` and ``seed`` first, stable
-dtypes), ``nodes_frame`` and ``events_frame`` (sorted by replication, then node or
-time), and ``invariant_violations`` (the invariant columns that are non-zero). Column
+dtypes), ``nodes_frame``, ``events_frame`` and ``downtime_frame`` (sorted by replication,
+then node or time), and ``invariant_violations`` (the invariant columns that are non-zero). Column
 names come from ``sim.summary`` and ``sim.recorder``. Used by the runner after the
 replications ran; imports pandas, numpy and those two modules only.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from releasesim.sim.recorder import EVENT_COLUMNS, NODE_COLUMNS
+from releasesim.sim.recorder import DOWNTIME_COLUMNS, EVENT_COLUMNS, NODE_COLUMNS
 from releasesim.sim.summary import SUMMARY_COLUMNS
 
 INVARIANT_COLUMNS = ("unapproved_boots", "install_time_violations", "rejected_installs_counted")
@@ -114,6 +114,12 @@ def events_frame(results: Sequence[Any]) -> pd.DataFrame:
     return _record_frame(results, "events", EVENT_COLUMNS, ["replication", "time_s"])
 
 
+def downtime_frame(results: Sequence[Any]) -> pd.DataFrame:
+    """Every node's down intervals, sorted by replication, then node, then start."""
+    return _record_frame(results, "downtime", DOWNTIME_COLUMNS,
+                         ["replication", "node", "start_s"])
+
+
 def invariant_violations(summary: pd.DataFrame) -> dict[str, int]:
     """``{column: replications where it is non-zero}`` for the invariant columns."""
     found = {}
@@ -128,6 +134,7 @@ def invariant_violations(summary: pd.DataFrame) -> dict[str, int]:
 
 __all__ = [
     "ID_COLUMNS",
+    "downtime_frame",
     "INVARIANT_COLUMNS",
     "events_frame",
     "invariant_violations",

@@ -1,6 +1,8 @@
 """The validators: stake-weighted votes on ``ReleaseVote`` proposals and the tally.
 
-``governance.validators`` validators get stake weights drawn from ``governance.stake``.
+``governance.validators`` validators get stake weights drawn from ``governance.stake`` (or
+given one by one in ``governance.stakes``); the first ``fleet.validators`` of them run the
+fleet's first nodes, with the same stakes (``releasesim.sim.consensus``).
 On each accepted proposal every validator participates with probability
 ``governance.participation`` and, after ``governance.vote_delay``, votes yes with
 probability ``governance.yes_probability`` (else no) through the real
@@ -45,7 +47,10 @@ class Validators:
         cfg = world.scenario.governance
         count = int(cfg.validators)
         self.names = [f"validator-{i}" for i in range(count)]
-        stakes = np.asarray(cfg.stake.sample_many(rng, count), dtype=float)
+        if cfg.stakes:  # given in the scenario, validator by validator
+            stakes = np.asarray(cfg.stakes, dtype=float)
+        else:
+            stakes = np.asarray(cfg.stake.sample_many(rng, count), dtype=float)
         self.stakes = [max(0.0, float(s)) for s in stakes]
         self.total_stake = float(sum(self.stakes))
         self.vote_quorum = float(cfg.vote_quorum) * self.total_stake

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import pathlib
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ COMPONENTS: tuple[str, ...] = (
     "fleet",
     "rollout",
     "compromise",
+    "consensus",
 )
 """The fixed order in which child seeds are spawned (never reorder: it changes results; a new
 component goes at the end, so the existing ones keep their streams)."""
@@ -70,6 +71,7 @@ class ReplicationResult:
     summary: dict[str, float | int | bool]
     nodes: list[tuple]
     events: list[tuple]
+    downtime: list[tuple] = field(default_factory=list)
 
 
 class World:
@@ -176,7 +178,9 @@ class World:
         self.env.run(until=self.env.any_of([self.idle, self.env.timeout(self.horizon_s)]))
         self.end_s = min(float(self.env.now), self.horizon_s)
         self.finished = self.busy == 0  # False: the horizon cut work that was still going on
-        self.fleet.close_down_intervals(self.end_s)
+        # a node still down now stays down until the horizon: either the horizon cut the
+        # run (end_s is the horizon) or nothing is left that could bring it back
+        self.fleet.close_down_intervals(self.horizon_s)
         self.signers.stopped = True
 
 
@@ -193,7 +197,10 @@ def simulate_replication(
     if keep_store is not None:
         world.store.backup_to(keep_store)
     world.store.close()
-    return ReplicationResult(world.replication, world.seed, summary, nodes, world.recorder.events)
+    return ReplicationResult(
+        world.replication, world.seed, summary, nodes, world.recorder.events,
+        world.fleet.downtime_rows(),
+    )
 
 
 def nan_if_none(value: float | None) -> float:

@@ -19,7 +19,7 @@ import pytest
 
 import releasesim.reports.regression as regression
 from releasesim.cli.main import main
-from releasesim.reports.measures import MEASURES, per_replication
+from releasesim.reports.measures import MEASURES
 from releasesim.reports.regression import (
     ALPHA_EXACT,
     ALPHA_RANK,
@@ -32,6 +32,7 @@ from releasesim.reports.regression import (
     scenario_entry,
     write_baseline,
 )
+from releasesim.reports.replications import per_replication
 from releasesim.sim.api import resolve_scenario, run
 
 CI_DIR = Path(__file__).resolve().parents[1] / "scenarios" / "ci"
@@ -178,14 +179,17 @@ def test_forged_approvals_and_malicious_installs_fail_outright() -> None:
     assert _status(short, malicious_approved=one)["malicious_approved"] == "ok"
 
 
-def test_eight_of_thirty_down_over_third_fails_against_zero() -> None:
-    base = scenario_entry(_values(down_over_third=ZEROS, activated=[1.0] * 30))
-    for k, expected in ((0, "ok"), (1, "ok"), (7, "ok"), (8, "regressed"), (30, "regressed")):
-        rows = compare("s", base, _values(down_over_third=[1.0] * k + [0.0] * (30 - k),
+def test_nine_of_thirty_stalls_fail_against_zero() -> None:
+    base = scenario_entry(_values(consensus_stalled=ZEROS, activated=[1.0] * 30))
+    for k, expected in ((0, "ok"), (1, "ok"), (8, "ok"), (9, "regressed"), (30, "regressed")):
+        rows = compare("s", base, _values(consensus_stalled=[1.0] * k + [0.0] * (30 - k),
                                           activated=[1.0] * 30)).set_index("metric")
-        assert rows.loc["down_over_third", "status"] == expected, k
-        assert rows.loc["down_over_third", "rule"] == "exact"
-    # 8 of 30 against 0 of 30: p = C(30, 8) / C(60, 8) = 0.00229 <= ALPHA_EXACT = 0.0025
+        assert rows.loc["consensus_stalled", "status"] == expected, k
+        assert rows.loc["consensus_stalled", "rule"] == "exact"
+    # 9 of 30 against 0 of 30: p = C(30, 9) / C(60, 9) = 0.00097 <= ALPHA_EXACT = 0.002,
+    # 8 of 30: p = C(30, 8) / C(60, 8) = 0.00229 > 0.002
+    assert math.comb(30, 9) / math.comb(60, 9) <= ALPHA_EXACT
+    assert math.comb(30, 8) / math.comb(60, 8) > ALPHA_EXACT
     assert rows.loc["activated", "status"] == "ok"
 
 
@@ -275,7 +279,7 @@ def test_fisher_tail_matches_enumeration(worse: str) -> None:
 def test_fisher_tail_closed_forms_and_errors() -> None:
     # k of 30 against 0 of 30: only x = k is as extreme, p = C(30, k) / C(60, k)
     assert fisher_tail(8, 30, 0, 30) == pytest.approx(5852925 / 2558620845, rel=1e-12)
-    assert fisher_tail(8, 30, 0, 30) <= ALPHA_EXACT < fisher_tail(7, 30, 0, 30)
+    assert fisher_tail(9, 30, 0, 30) <= ALPHA_EXACT < fisher_tail(8, 30, 0, 30)
     assert fisher_tail(0, 30, 0, 30) == 1.0
     assert fisher_tail(30, 30, 30, 30, "lower") == 1.0
     with pytest.raises(ValueError):

@@ -62,7 +62,7 @@ def test_timing_snippet_holds_a_measured_timing(ctx: dx.Context, snippet: dx.Sni
 
 def test_sweep_figures_do_not_depend_on_the_fleet() -> None:
     """Why the docs' sweep may run on one node: its measures are governance measures."""
-    from releasesim.reports.measures import per_replication
+    from releasesim.reports.replications import per_replication
     from releasesim.sim.api import run
 
     columns = ["activated", "malicious_approved", "time_to_activation_s", "time_to_quorum_s"]

@@ -27,7 +27,8 @@ from scipy.stats import CensoredData, ecdf
 from releasesim.reports.blast_radius import blast_radius, format_blast_radius
 from releasesim.reports.estimates import fraction_interval, measure_table, qualifier
 from releasesim.reports.intervals import wilson
-from releasesim.reports.measures import CENSORED_SUFFIX, HEADLINE, per_replication
+from releasesim.reports.measures import CENSORED_SUFFIX, HEADLINE
+from releasesim.reports.replications import per_replication
 from releasesim.reports.report import write_report
 from releasesim.reports.survival import censored_quantile, kaplan_meier, km_quantile
 from releasesim.reports.sweep import sweep_table
@@ -243,7 +244,8 @@ def test_terminal_report_json_and_sweep_show_the_same_intervals(churn) -> None:
     values = per_replication(result.summary, result.nodes, result.events)
     sweep = sweep_table([({"signers.threshold": "7"}, values, 7200.0)]).iloc[0]
     for name in ("activated", "lagging_fraction", "peak_down_fraction", "malicious_approved",
-                 "time_to_quorum_s"):
+                 "time_to_quorum_s", "consensus_stalled", "stall_longest_s", "peak_down_stake",
+                 "lagging_stake"):
         row = table.loc[name]
         for column, key in (("value", name), ("ci_low", f"{name}_ci_low"),
                             ("ci_high", f"{name}_ci_high")):

@@ -23,6 +23,7 @@ SHIPPED_SCENARIOS = {
     "bad_release_rollback",
     "baseline",
     "certify_threshold",
+    "halt_at_height",
     "compromised_signers",
     "lagging_release",
     "signer_churn",

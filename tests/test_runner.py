@@ -125,7 +125,7 @@ def test_run_directory_contents_and_manifest(scenario: Any, tmp_path: Path) -> N
     assert result.out_dir == out
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["summary.parquet", "summary.csv", "nodes.parquet", "events.parquet",
-         "manifest.json", "governance.db"]
+         "downtime.parquet", "manifest.json", "governance.db"]
     )
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary left over
     pdt.assert_frame_equal(pd.read_parquet(out / "summary.parquet"), result.summary)

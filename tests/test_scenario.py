@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from releasesim.sim.scenario import (
 from releasesim.sim.scenario_docs import DOCS_PATH, json_schema, knob_table, render_knob_docs
 
 SHIPPED = ["bad_release_rollback", "baseline", "certify_threshold", "compromised_signers",
-           "lagging_release", "signer_churn"]
+           "halt_at_height", "lagging_release", "signer_churn"]
 
 
 def _write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
@@ -85,6 +86,68 @@ def test_shipped_scenarios_say_what_they_are_for() -> None:
     for t in range(2, 8):  # the sweep the file's comment suggests is valid
         data = apply_overrides({}, [f"signers.threshold={t}"])
         scenario_from_dict({**data, "signers": {**data["signers"], "n": 7, "compromised": 2}})
+
+
+def _validators_to_exceed(stakes: tuple[float, ...], share: Fraction) -> int:
+    """How many of the largest stakes hold MORE than ``share`` of the total (exact)."""
+    ordered = sorted((Fraction(x) for x in stakes), reverse=True)
+    total, held = sum(ordered), Fraction(0)
+    for count, stake in enumerate(ordered, start=1):
+        held += stake
+        if held > share * total:
+            return count
+    raise AssertionError("the stakes never exceed the share")
+
+
+def test_halt_at_height_scenario_says_what_it_is_for() -> None:
+    halt = load_scenario("halt_at_height")
+    assert halt.consensus.mode == "halt_at_height"
+    assert halt.rollout.strategy == "all_at_once"  # required by halt_at_height
+    stakes = halt.governance.stakes
+    assert halt.governance.validators == len(stakes) == 150
+    assert halt.fleet.validators == 150 and halt.fleet.nodes == 400  # 250 full nodes
+    # The comment's formula: stake i proportional to (i + 5)^-1.2, scaled to 100,000 and
+    # rounded to integers that still sum to 100,000 (each within 1 of the exact value).
+    weights = [(i + 5) ** -1.2 for i in range(150)]
+    exact = [100_000 * w / sum(weights) for w in weights]
+    assert sum(stakes) == 100_000
+    assert max(abs(a - b) for a, b in zip(stakes, exact, strict=True)) < 1.0
+    # Concentrated like real chains: 7 validators hold more than a third (the description's
+    # claim), 31 more than two thirds; 6 do not hold a third.
+    assert _validators_to_exceed(stakes, Fraction(1, 3)) == 7
+    assert _validators_to_exceed(stakes, Fraction(2, 3)) == 31
+    assert "7 hold a third" in halt.description
+    # Heavy-tailed operator response: standard deviation above the mean (lognormal sigma 1.5:
+    # CV = sqrt(e^(sigma^2) - 1) = 2.9), median 30 min.
+    response = halt.consensus.operator_response
+    assert response.variance > response.mean**2
+    assert response == LogNormal(1800.0, 1.5)
+    assert 0.0 < halt.consensus.prefetch_fraction < 1.0
+    assert 0.0 < halt.release.startup_failure_prob <= 0.05  # small: failed starts are rare
+    # The lagging deadline falls after the upgrade height (no node can run the release
+    # before it), and the horizon leaves a day for halts to end.
+    height_s = halt.consensus.upgrade_after_epochs * halt.epoch_s
+    assert height_s < halt.sla_s and halt.horizon_s >= 24 * 3600
+    # The sweeps in the file's header are valid at every grid point.
+    raw = tomllib.loads((SCENARIO_DIR / "halt_at_height.toml").read_text())
+    for override in ('consensus.mode="rolling"', 'consensus.mode="halt_at_height"',
+                     "release.startup_failure_prob=0.2"):
+        scenario_from_dict(apply_overrides(raw, [override]))
+    text = (SCENARIO_DIR / "halt_at_height.toml").read_text()
+    assert "releasesim sweep halt_at_height --grid consensus.mode=rolling,halt_at_height" in text
+
+
+def test_ci_consensus_scenario_measures_stalls() -> None:
+    ci = load_scenario(SCENARIO_DIR / "ci" / "ci_consensus.toml")
+    assert ci.consensus.mode == "halt_at_height" and ci.rollout.strategy == "all_at_once"
+    stakes = ci.governance.stakes
+    assert ci.governance.validators == len(stakes) <= ci.fleet.nodes <= 100  # small fleet
+    assert ci.fleet.validators in (-1, len(stakes))  # every validator in the fleet
+    # A few validators hold most of the stake: 4 hold half, 2 more than a third.
+    assert _validators_to_exceed(stakes, Fraction(1, 3)) == 2
+    assert sum(sorted(stakes, reverse=True)[:4]) >= sum(stakes) / 2
+    assert ci.governance.participation == 1.0  # activation, hence a height, every time
+    assert ci.replications >= 30 and ci.release.startup_failure_prob > 0
 
 
 def test_defaults() -> None:

@@ -1,5 +1,8 @@
-"""``releasesim sweep``: grid parsing, common random numbers, the SLO rule, the frontier and
-a recommendation for the shipped ``compromised_signers`` scenario."""
+"""``releasesim sweep``: grid parsing, common random numbers, the SLO rule (forgery,
+activation, and the consensus-stall SLOs of issue 11), the frontier and a recommendation
+for the shipped ``compromised_signers`` scenario; a sweep over the upgrade modes with its
+feasibility recomputed by hand (Wilson and t written here; t quantile from scipy, the
+report's t table agrees to 1e-3)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy.stats import t as student_t
 
 from releasesim.cli.main import main
 from releasesim.reports.sweep import frontier_figure, recommend
@@ -105,3 +109,90 @@ def test_sweep_recommends_a_threshold_for_compromised_signers(tmp_path: Path, ca
     assert "Recommended: " + rec in stdout
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(out / "sweep.csv").shape[0] == 4
+
+
+# --------------------------------------------------------------------------- stall SLOs
+
+
+def _stall_table() -> pd.DataFrame:
+    # (point, P(stall) upper bound, mean longest stall upper bound, activation)
+    rows = [("m=a", 0.30, 120.0, 1000.0), ("m=b", 0.04, 900.0, 1100.0),
+            ("m=c", 0.04, 100.0, 1500.0), ("m=d", 0.01, math.inf, 900.0)]
+    table = _table([(p, 0.0, 0.01, t) for p, _, _, t in rows])
+    table["consensus_stalled"] = [hi / 2 for _, hi, _, _ in rows]
+    table["consensus_stalled_ci_low"] = 0.0
+    table["consensus_stalled_ci_high"] = [hi for _, hi, _, _ in rows]
+    table["stall_longest_s"] = [min(s, 600.0) / 2 for _, _, s, _ in rows]
+    table["stall_longest_s_ci_low"] = 0.0
+    table["stall_longest_s_ci_high"] = [s for _, _, s, _ in rows]
+    table["stall_longest_s_follow_up"] = [math.nan, math.nan, math.nan, 5000.0]
+    return table
+
+
+def test_stall_slos_use_the_upper_bounds() -> None:
+    table = _stall_table()
+    # P(stall) alone: upper bound <= 5% leaves b, c, d; d activates fastest
+    rec = recommend(table, None, None, max_stall_prob=0.05)
+    assert rec.feasible == (False, True, True, True) and rec.label == "m=d"
+    assert "P(consensus stall) 95% upper bound <= 5.0%" in rec.sentence
+    # a stall still going on at the end (upper bound inf) is never short enough
+    rec = recommend(table, None, None, max_stall_s=1000.0)
+    assert rec.feasible == (True, True, True, False) and rec.label == "m=a"
+    rec = recommend(table, 0.05, 3600.0, max_stall_prob=0.05, max_stall_s=600.0)
+    assert rec.feasible == (False, False, True, False) and rec.label == "m=c"
+    assert "mean longest stall 95% upper bound <= 10.0 min" in rec.sentence
+    assert "P(consensus stall) 2.0% [0.0%, 4.0%]" in rec.sentence  # the reason names them
+    # the bound is the upper one: a point estimate under the SLO is not enough
+    none = recommend(table, None, None, max_stall_prob=0.005)
+    assert none.label is None and "no setting stalls consensus rarely enough" in none.sentence
+    assert "m=d, 1.0%" in none.sentence
+    # each SLO met by someone, never together
+    conflict = recommend(table, None, 1050.0, max_stall_prob=0.05, max_stall_s=600.0)
+    assert conflict.label is None and "none meets all" in conflict.sentence
+    unbounded = recommend(table.iloc[[3]], None, None, max_stall_s=10_000.0)
+    assert unbounded.label is None and "still stalled at the end" in unbounded.sentence
+
+
+def test_a_stall_slo_on_a_table_without_stalls_is_not_met() -> None:
+    table = _table([("t=3", 0.0, 0.04, 1200.0)])
+    rec = recommend(table, 0.05, None, max_stall_prob=0.5)
+    assert rec.label is None and "records no consensus stalls" in rec.sentence
+
+
+def test_sweep_compares_upgrade_modes_under_stall_slos(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "modes"
+    overrides = ["fleet.nodes=30", "release.startup_failure_prob=0.05"]
+    code = main(["sweep", "baseline", "--grid", 'consensus.mode="rolling","halt_at_height"',
+                 *[a for o in overrides for a in ("--set", o)], "-n", "6", "-s", "11",
+                 "-e", "serial", "-q", "--max-stall-prob", "0.9", "--max-stall-s", "1200",
+                 "--out", str(out), "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["slo"]["max_stall_prob"] == 0.9 and doc["slo"]["max_stall_s"] == 1200.0
+    rows = {r["point"].split("=", 1)[1].strip('"'): r for r in doc["rows"]}
+    for mode, row in rows.items():
+        # the same seeds, run here: the feasibility rule recomputed by hand
+        s = run_mode(mode, overrides)
+        k, n = int(s["consensus_stalled"].sum()), len(s)
+        z = 1.959963984540054
+        p = k / n
+        wilson_high = 1.0 if k == n else (p + z * z / (2 * n) + z * math.sqrt(
+            p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+        x = s["stall_longest_s"].to_numpy()
+        t_high = (math.inf if s["stall_open_at_end"].any() else
+                  x.mean() + student_t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+        assert row["consensus_stalled_ci_high"] == pytest.approx(wilson_high, rel=1e-9)
+        got = row["stall_longest_s_ci_high"]
+        assert (math.inf if got == "inf" else got) == pytest.approx(t_high, rel=1e-3)
+        assert row["feasible"] == (wilson_high <= 0.9 and t_high <= 1200.0), mode
+    assert rows["halt_at_height"]["consensus_stalled"] > rows["rolling"]["consensus_stalled"]
+    assert rows["rolling"]["feasible"] and not rows["halt_at_height"]["feasible"]
+    assert doc["recommended"] == 'consensus.mode="rolling"'
+    assert "P(consensus stall)" in (out / "sweep.md").read_text()
+
+
+def run_mode(mode: str, overrides: list[str]) -> pd.DataFrame:
+    from releasesim.sim.api import run
+
+    return run("baseline", replications=6, seed=11, executor="serial",
+               set=[*overrides, f'consensus.mode="{mode}"']).summary
