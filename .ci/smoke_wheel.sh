@@ -13,7 +13,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
-SHIPPED_SCENARIOS=(bad_release_rollback baseline certify_threshold compromised_signers lagging_release signer_churn)
+# every scenario of the checkout must be in the wheel
+mapfile -t SHIPPED_SCENARIOS < <(cd "$ROOT/scenarios" && for f in *.toml; do echo "${f%.toml}"; done)
 FOREIGN_TOP_LEVEL=(model sim reports cli explorer scenarios)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/releasesim-smoke.XXXXXX")"

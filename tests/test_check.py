@@ -26,6 +26,7 @@ from releasesim.reports.regression import (
     FAMILY_ALPHA,
     FORMAT,
     compare,
+    failed,
     fisher_tail,
     rank_sum_tail,
     read_baseline,
@@ -120,6 +121,23 @@ def test_two_forged_approvals_in_thirty_real_replications_fail() -> None:
     assert rows.loc["malicious_approved", "status"] == "regressed"
     assert rows.loc["malicious_approved", "rule"] == "safety"
     assert rows.loc["malicious_installed_fraction", "status"] == "regressed"
+
+
+def test_longer_stalls_fail_against_the_committed_consensus_baseline() -> None:
+    """ci_consensus with a stricter liveness rule (4/5 instead of 2/3): every node does
+    exactly what it did, only the stalls get longer -- the committed baseline's stall
+    measures must catch it, and nothing else may move."""
+    baseline = read_baseline(CI_DIR / "baseline.json")["scenarios"]["ci_consensus"]
+    clean = resolve_scenario(CI_DIR / "ci_consensus.toml")
+    stricter = run(resolve_scenario(clean, ["consensus.liveness_threshold=0.8"]), seed=5001,
+                   executor="serial")
+    values = per_replication(stricter.summary, stricter.nodes, stricter.events)
+    rows = compare("ci_consensus", baseline, values).set_index("metric")
+    regressed = set(rows.index[rows["status"] == "regressed"])
+    assert {"stall_longest_s", "stall_total_s", "stall_recover_s"} <= regressed
+    assert regressed <= {"stall_longest_s", "stall_total_s", "stall_recover_s",
+                         "peak_down_stake"}, regressed  # the fleet itself did not change
+    assert not failed(rows.reset_index().query("metric not in @regressed"))
 
 
 def test_update_baseline_rewrites_atomically(tmp_path: Path, capsys) -> None:
