@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -246,18 +246,8 @@ def liveness(
     down_stake_s = float(np.sum(down / float(total_power) * lengths))
     stalled_seg = down > limit if limit < peak else np.zeros(times.size, dtype=bool)
     if not stalled_seg.any():
-        return Liveness(
-            stalled=False,
-            stall_count=0,
-            stall_total_s=0.0,
-            stall_longest_s=0.0,
-            stall_longest_start_s=_NAN,
-            stall_first_s=_NAN,
-            stall_last_end_s=_NAN,
-            stall_open_at_end=open_at_end,
-            peak_down_stake=peak / total_power,
-            down_stake_s=down_stake_s,
-        )
+        return replace(_empty(open_at_end), peak_down_stake=peak / total_power,
+                       down_stake_s=down_stake_s)
 
     edges = np.diff(np.concatenate([[False], stalled_seg, [False]]).astype(np.int8))
     run_first = np.flatnonzero(edges == 1)
