@@ -56,10 +56,14 @@ def demo(extra: list[str]) -> int:
 
 
 def test(extra: list[str]) -> int:
+    """ruff, then pytest on every core (pytest-xdist's ``-n``; pass your own ``-n`` or
+    ``-p no:xdist`` to change that)."""
     code = run(str(_python()), "-m", "ruff", "check", ".")
     if code:
         return code
-    return run(str(_python()), "-m", "pytest", *extra)
+    workers = [] if any(a.startswith("-n") or a == "no:xdist" for a in extra) else [
+        "-n", str(min(4, os.cpu_count() or 1))]
+    return run(str(_python()), "-m", "pytest", *workers, *extra)
 
 
 def bench(extra: list[str]) -> int:
