@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from releasesim.cli.args import print_error
 from releasesim.model.crypto import blake3_hex, verify_release
 
 _CLEARED_ENV = (
@@ -345,7 +346,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             workdir.mkdir(parents=True, exist_ok=True)
         except (OSError, RuntimeError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"error: --workdir {args.workdir}: {reason}", file=sys.stderr)
+            print_error(f"error: --workdir {args.workdir}: {reason}")
             return 2
         return run_demo(workdir)
     workdir = Path(tempfile.mkdtemp(prefix="releasesim-demo-"))

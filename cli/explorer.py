@@ -5,12 +5,19 @@ Sub-commands::
     explorer release-history [--state DB] [--proposer P] [--start-epoch E] [--end-epoch E]
                              [--page N] [--page-size M] [--json]
     explorer timeline [--state DB] [--bucket-s S] [--json]
+    explorer persist-history [--state DB] [--json]
     explorer serve [--state DB] [--host 127.0.0.1] [--port 8088] [--quiet]
+                   [--store-root DIR] [--workers N] [--timeout S]
 
 ``--state`` defaults like every ``gov`` command (``TB_GOV_DB_PATH``, else
 ``~/.the_block/governance.db``). ``release-history`` and ``timeline`` never write the
 store; a missing store reads as empty (as for ``gov proposals``). ``serve`` runs
-``releasesim.explorer.http`` until interrupted and prints the URL it serves on.
+``releasesim.explorer.http`` until interrupted and prints the URL it serves on; it reads
+stores read-only, ``?store=`` only under ``--store-root`` (default: the ``--state`` folder).
+``persist-history`` is the one explorer command that writes: it upserts the proposer and
+activation metadata of every approved release into the store's ``release_history`` table
+(the seed's server did this on every cache miss; ours never writes, so a reader cannot
+change a store, and an operator who wants the table asks for it).
 
 Only parses, calls ``model.explorer`` / ``explorer.http`` and prints; errors derived
 from ``ReleasesimError`` become one line via ``releasesim.cli.main``.
@@ -22,22 +29,36 @@ import argparse
 import ipaddress
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from releasesim.cli.args import non_empty, port, show_usage, strict_int
-from releasesim.cli.gov import guard, open_store, store_path
-from releasesim.explorer.http import ExplorerApp, make_server
+from releasesim.cli.args import (
+    non_empty,
+    port,
+    positive_seconds,
+    show_usage,
+    strict_int,
+    strict_positive_int,
+)
+from releasesim.cli.gov import emit, guard, open_store, store_path
+from releasesim.explorer.http import ExplorerApp, ServerLimits, make_server
+from releasesim.explorer.server import DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WORKERS
 from releasesim.model.errors import MalformedInput
 from releasesim.model.explorer import (
     DEFAULT_BUCKET_S,
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     InvalidParameter,
+    persist_release_history,
     release_timeline,
 )
 from releasesim.model.explorer import release_history as history_query
+from releasesim.model.store import GovernanceStore
 
 DEFAULT_PORT = 8088
+DEFAULT_TIMEOUT_S = DEFAULT_REQUEST_TIMEOUT_S
+MAX_WORKERS = 256
+MAX_TIMEOUT_S = 3600.0
 
 
 def _host(text: str) -> str:
@@ -90,7 +111,7 @@ def _history_table(page: dict[str, Any], where: str) -> str:
 
 def cmd_release_history(args: argparse.Namespace) -> int:
     path = store_path(args)
-    with open_store(args) as store:
+    with open_store(args, readonly=True) as store:
         try:
             page = history_query(
                 store,
@@ -110,10 +131,20 @@ def cmd_release_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_persist_history(args: argparse.Namespace) -> int:
+    """Write the ``release_history`` table (a writer: the store must exist)."""
+    path = store_path(args)
+    with GovernanceStore.open(path, create=False) as store:
+        rows = persist_release_history(store)
+    emit(args, {"store": str(path), "rows": rows},
+         f"release_history of {path}: {rows} approved release(s) written")
+    return 0
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     if args.bucket_s < 1:
         raise MalformedInput(f"--bucket-s: must be >= 1, got {args.bucket_s}")
-    with open_store(args) as store:
+    with open_store(args, readonly=True) as store:
         try:
             points = release_timeline(store, args.bucket_s)
         except InvalidParameter as exc:
@@ -141,12 +172,20 @@ def _is_loopback(host: str) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     path = store_path(args)
-    app = ExplorerApp(path)
-    server = make_server(app, args.host, args.port, quiet=args.quiet)
+    root = path.absolute().parent if args.store_root is None else Path(args.store_root)
+    if not root.expanduser().is_dir():
+        raise MalformedInput(f"--store-root: {root} is not a folder")
+    if args.timeout > MAX_TIMEOUT_S:
+        raise MalformedInput(f"--timeout: must be at most {MAX_TIMEOUT_S:.0f} s")
+    if args.workers > MAX_WORKERS:
+        raise MalformedInput(f"--workers: must be at most {MAX_WORKERS}, got {args.workers}")
+    app = ExplorerApp(path, store_root=root)
+    limits = ServerLimits(workers=args.workers, request_timeout_s=args.timeout)
+    server = make_server(app, args.host, args.port, quiet=args.quiet, limits=limits)
     if not _is_loopback(args.host):
         print(
             f"warning: serving on non-loopback address {args.host}; any client that can reach"
-            " it may read any store file this user can open via ?store=",
+            f" it may read any store under {app.root.folder} via ?store=",
             file=sys.stderr,
         )
     print(
@@ -160,6 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("explorer stopped", file=sys.stderr)
     finally:
         server.server_close()
+        app.close()
     return 0
 
 
@@ -179,6 +219,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         parser.set_defaults(func=guard(handler))
         return parser
 
+    p = add("persist-history", cmd_persist_history,
+            "write the approved releases' proposer/activation metadata into the store's"
+            " release_history table (the only explorer command that writes)")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p = add("release-history", cmd_release_history, "list approved releases, newest first")
     p.add_argument("--proposer", metavar="P", help="only this proposer (case-insensitive)")
     p.add_argument("--start-epoch", type=strict_int, metavar="E", help="activated at or after E")
@@ -208,3 +252,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request")
+    p.add_argument(
+        "--store-root", metavar="DIR", type=non_empty,
+        help="?store= may only name stores under DIR (default: the folder of --state)",
+    )
+    p.add_argument(
+        "--workers", type=strict_positive_int, default=DEFAULT_WORKERS, metavar="N",
+        help=f"threads answering requests (default {DEFAULT_WORKERS})",
+    )
+    p.add_argument(
+        "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
+        help="seconds a request (or an idle keep-alive connection) may take to arrive, and a"
+        f" client to take its answer (default {DEFAULT_TIMEOUT_S:.0f})",
+    )

@@ -10,6 +10,7 @@ verbatim)::
     gov proposals
     gov release-signers
     gov metrics
+    gov migrate-store
 
 ``gov fetch-release``/``boot-check`` live in ``cli.gov_release``, ``gov keygen``/``sign``/
 ``hash`` in ``cli.gov_keys`` (``cli.main`` adds them to this group); they, ``cli.explorer``
@@ -18,6 +19,11 @@ and ``cli.ops`` use the helpers here (``guard``, ``open_store``, ``store_path``,
 Every store command takes ``--state PATH`` (else ``TB_GOV_DB_PATH``, else
 ``~/.the_block/governance.db``) and ``--json``. Read-only commands, and commands that
 can only fail on an empty store, never create a missing store: they see an empty one.
+Commands that only read (``proposals``, ``release-signers``, ``metrics``, the explorer's,
+``boot-check``) open the store with ``open_store(args, readonly=True)``
+(``GovernanceStore.open_readonly``): they create, migrate and rewrite nothing and never
+wait for a writer; ``gov migrate-store`` brings an older store to the current schema.
+Weights and quorums are exact (``--weight 9007199254740993`` is kept as given).
 
 **Chain epoch.** The CLI has no chain to ask, so the current epoch is the store's
 (``releasesim.model.governance.chain_epoch``: the latest epoch at which anything was recorded, 0
@@ -42,12 +48,12 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from releasesim.cli.args import (
     MAX_INT,
-    finite_non_negative,
     non_empty,
     non_negative_int,
     show_usage,
@@ -73,7 +79,13 @@ from releasesim.model.governance import (
 from releasesim.model.metrics import counter_samples, render_prometheus
 from releasesim.model.quorum import Attestation, threshold_problem
 from releasesim.model.signers import load_signer_config
-from releasesim.model.store import CHOICES, GovernanceStore, Proposal
+from releasesim.model.store import (
+    CHOICES,
+    SCHEMA_VERSION,
+    GovernanceStore,
+    Proposal,
+    to_stake,
+)
 
 ENV_DB_PATH = "TB_GOV_DB_PATH"
 DEFAULT_DB_PATH = Path("~/.the_block/governance.db")
@@ -149,17 +161,23 @@ def guard(handler: Handler) -> Handler:
     return run
 
 
-def open_store(args: argparse.Namespace, *, create: bool = False) -> GovernanceStore:
-    """Open the governance store.
+def open_store(
+    args: argparse.Namespace, *, create: bool = False, readonly: bool = False
+) -> GovernanceStore:
+    """Open the governance store: a writer, or with ``readonly`` a reader.
 
     A missing file is created only with ``create``; otherwise the command sees an empty
     in-memory store and nothing is written to disk. The default folder
     ``~/.the_block`` is created on demand; an explicit path's folder must exist.
+    ``readonly`` (every command that only reads): ``GovernanceStore.open_readonly``, which
+    creates, migrates and rewrites nothing and never waits for a writer in WAL mode.
     """
     path = store_path(args)
     if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
         # a missing or zero-byte store reads as empty and is never written by a reader
         return GovernanceStore.memory()
+    if readonly:
+        return GovernanceStore.open_readonly(path)
     if create and not path.exists() and not args.state and not os.environ.get(ENV_DB_PATH):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,13 +222,33 @@ def _proposal_dict(proposal: Proposal) -> dict[str, Any]:
         "attested_signers": [a.signer for a in proposal.attestations],
         "created_epoch": proposal.created_epoch,
         "deadline_epoch": proposal.deadline_epoch,
-        "vote_quorum": proposal.vote_quorum,
+        "vote_quorum": stake_json(proposal.vote_quorum),
         "activated_epoch": proposal.activated_epoch,
     }
 
 
-def _weight(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+def stake_arg(text: str) -> Fraction:
+    """argparse type of ``--weight``/``--vote-quorum``: an exact stake (``to_stake``)."""
+    try:
+        return to_stake(text, "value")
+    except MalformedInput as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+
+
+def stake_json(value: Fraction | float) -> int | float:
+    """An exact stake in JSON: an integer when whole (exact at any size), else a float."""
+    exact = Fraction(value)
+    if exact.denominator == 1:
+        return int(exact)
+    try:
+        return float(exact)
+    except OverflowError:  # a fractional sum beyond the float range: shown to the unit
+        return int(exact)
+
+
+def _weight(value: Fraction | float) -> str:
+    shown = stake_json(value)
+    return str(shown) if isinstance(shown, int) else f"{shown:g}"
 
 
 # -- governance commands ------------------------------------------------------------------
@@ -279,57 +317,60 @@ def _status_line(proposal: Proposal) -> str:
     return "status: rejected"
 
 
-def _vote_result(
+def _vote_report(
     args: argparse.Namespace, store: GovernanceStore, proposal: Proposal, voter: str, choice: str
-) -> int:
+) -> tuple[dict[str, Any], str]:
+    """The JSON payload and text of a vote; read inside the vote's transaction, so a damaged
+    vote met here undoes the new one (an unusable command leaves the store unchanged)."""
     counted = count_votes(proposal, store.votes(proposal.id))
     payload = _proposal_dict(proposal)
     payload.update(
         voter=voter,
         choice=choice,
-        weight=args.weight,
-        tally={"yes": counted.yes, "no": counted.no, "abstain": counted.abstain},
+        weight=stake_json(args.weight),
+        tally=_tally_json(counted.yes, counted.no, counted.abstain),
     )
-    emit(
-        args,
-        payload,
+    return payload, (
         f"proposal {proposal.id} (build {proposal.build_hash}): {choice} vote by {voter}"
         f" with weight {_weight(args.weight)}\n"
         f"  votes so far: yes {_weight(counted.yes)}, no {_weight(counted.no)},"
         f" abstain {_weight(counted.abstain)} (vote quorum {_weight(proposal.vote_quorum)})\n"
-        f"  {_status_line(proposal)}",
+        f"  {_status_line(proposal)}"
     )
-    return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     voter = args.voter or _default_actor()
-    with _existing_proposal_store(args) as store:
+    with _existing_proposal_store(args) as store, store.transaction():
         proposal = approve_release(
             store, args.id, voter=voter, weight=args.weight, epoch=_epoch(args, store)
         )
-        return _vote_result(args, store, proposal, voter, "yes")
+        payload, text = _vote_report(args, store, proposal, voter, "yes")
+    emit(args, payload, text)
+    return 0
 
 
 def cmd_vote(args: argparse.Namespace) -> int:
     voter = args.voter or _default_actor()
-    with _existing_proposal_store(args) as store:
+    with _existing_proposal_store(args) as store, store.transaction():
         cast_vote(
             store, args.id, voter=voter, weight=args.weight, choice=args.choice,
             epoch=_epoch(args, store),
         )
         proposal = store.get_proposal(args.id)
         assert proposal is not None
-        return _vote_result(args, store, proposal, voter, args.choice)
+        payload, text = _vote_report(args, store, proposal, voter, args.choice)
+    emit(args, payload, text)
+    return 0
 
 
 def cmd_tally(args: argparse.Namespace) -> int:
-    with _existing_proposal_store(args) as store:
+    with _existing_proposal_store(args) as store, store.transaction():
         result = tally(store, args.id, epoch=_epoch(args, store))
         proposal = store.get_proposal(args.id)
     assert proposal is not None
     payload = _proposal_dict(proposal)
-    payload["tally"] = {"yes": result.yes, "no": result.no, "abstain": result.abstain}
+    payload["tally"] = _tally_json(result.yes, result.no, result.abstain)
     emit(
         args,
         payload,
@@ -340,8 +381,12 @@ def cmd_tally(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tally_json(yes: Fraction, no: Fraction, abstain: Fraction) -> dict[str, int | float]:
+    return {"yes": stake_json(yes), "no": stake_json(no), "abstain": stake_json(abstain)}
+
+
 def cmd_proposals(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, readonly=True) as store:
         proposals = store.proposals()
     if args.json:
         print(json.dumps([_proposal_dict(p) for p in proposals], indent=2))
@@ -361,18 +406,33 @@ def cmd_proposals(args: argparse.Namespace) -> int:
 def cmd_release_signers(args: argparse.Namespace) -> int:
     """``gov.release_signers``: always JSON, as the seed's JSON-RPC method returns it."""
     config = load_signer_config()
-    with open_store(args) as store:
+    with open_store(args, readonly=True) as store:
         view = release_signers(store, config.signers)
     print(json.dumps(view.to_dict(), indent=2 if args.json else None))
     return 0
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, readonly=True) as store:
         if args.json:  # every counter, zeros included, labels as an object
             print(json.dumps([sample.to_dict() for sample in counter_samples(store)], indent=2))
         else:
             sys.stdout.write(render_prometheus(store))
+    return 0
+
+
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    """Bring an existing store to the current schema (readers report an older one)."""
+    path = store_path(args)
+    with GovernanceStore.open(path, create=False) as store:
+        before = store.migrated_from
+    if before is None:
+        text = (f"governance store {path}: already at schema version {SCHEMA_VERSION};"
+                " nothing to migrate")
+    else:
+        text = f"governance store {path}: migrated from schema version {before} to {SCHEMA_VERSION}"
+    emit(args, {"store": str(path), "migrated_from": before, "schema_version": SCHEMA_VERSION},
+         text)
     return 0
 
 
@@ -432,8 +492,8 @@ def _add_epoch(parser: argparse.ArgumentParser) -> None:
 def _add_voter(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voter", type=non_empty, metavar="ADDR",
                         help="voter address (default: your user name)")
-    parser.add_argument("--weight", type=finite_non_negative, default=1.0, metavar="W",
-                        help="voting weight / stake (default 1)")
+    parser.add_argument("--weight", type=stake_arg, default="1", metavar="W",
+                        help="voting weight / stake, kept exactly (default 1)")
 
 
 def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
@@ -458,8 +518,8 @@ def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:  # 
         "--vote-period", type=non_negative_int, default=0, metavar="EPOCHS",
         help="epochs until the vote deadline (default 0: approve-release tallies at once)",
     )
-    p.add_argument("--vote-quorum", type=finite_non_negative, default=1.0, metavar="WEIGHT",
-                   help="yes weight needed to activate (default 1)")
+    p.add_argument("--vote-quorum", type=stake_arg, default="1", metavar="WEIGHT",
+                   help="yes weight needed to activate, kept exactly (default 1)")
 
     p = add_command(cmds, "approve-release", cmd_approve,
                     "vote yes on a proposal; tallies at the deadline")
@@ -484,4 +544,6 @@ def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:  # 
                 "the configured signers and latest threshold")
     add_command(cmds, "metrics", cmd_metrics,
                 "Prometheus text exposition of the release counters (--json: a list)")
+    add_command(cmds, "migrate-store", cmd_migrate_store,
+                "bring an existing store to the current schema (read-only commands never do)")
     return cmds

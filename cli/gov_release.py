@@ -8,6 +8,18 @@
 quorum and optionally installs it into the node binary slot; ``boot-check`` refuses to start
 an unapproved binary and rolls back to the previous one, appending an audit record.
 
+``--dest`` is a file path; a value ending in ``/`` names a folder, and the artifact is saved
+as ``<folder>/<hash>.bin`` there (``--dest newdir/``). A missing folder is created, like
+the default ``./downloads/``, but only once the artifact has been downloaded and verified,
+so a refused or failed command creates no folder; with ``--install``, a failed install
+removes the file and the folders it created. An existing folder without the trailing ``/``
+is refused (exit 2): it may have been meant as a file name.
+
+``boot-check`` reads the store read-only, so it never waits behind a writer. Only when a
+crashed install left a journal (``<binary>.install-pending``, see ``model.slot``) does it
+first open the store as a writer to record that install once
+(``model.update.recover_interrupted_install``), then it proceeds as a reader.
+
 Only parses, calls ``releasesim.model.update`` and prints; the shared helpers (store,
 ``guard``, attestation flags) come from ``releasesim.cli.gov``, and ``releasesim.cli.main``
 adds these commands to the ``gov`` group. Imports nothing heavier than ``model``.
@@ -19,13 +31,20 @@ import argparse
 import contextlib
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from releasesim.cli.args import non_empty, positive_seconds, strict_positive_int
+from releasesim.cli.args import (
+    actor_name,
+    name_problem,
+    non_empty,
+    positive_seconds,
+    print_error,
+    strict_positive_int,
+    utf8_problem,
+)
 from releasesim.cli.gov import (
     add_attestation_flags,
     add_command,
@@ -33,9 +52,10 @@ from releasesim.cli.gov import (
     expand_path,
     open_store,
     parse_attestations,
+    store_path,
 )
 from releasesim.model.crypto import build_hash_of, parse_hash
-from releasesim.model.errors import RollbackUnavailable, SlotError
+from releasesim.model.errors import MalformedInput, RollbackUnavailable, SlotError
 from releasesim.model.quorum import Attestation
 from releasesim.model.signers import load_signer_config
 from releasesim.model.slot import FileAuditLog, FileSlot
@@ -45,26 +65,95 @@ from releasesim.model.update import (
     ensure_release_authorized,
     fetch_release,
     install_release,
+    recover_interrupted_install,
 )
 
 DEFAULT_DOWNLOADS = Path("downloads")
 
 
 def _node_id(args: argparse.Namespace) -> str:
-    return args.node_id or socket.gethostname() or "node"
+    """``--node-id`` (checked by argparse), else the host name, checked by the same rules
+    (``releasesim.cli.args.name_problem``) before anything is touched."""
+    if args.node_id:
+        return str(args.node_id)
+    host = socket.gethostname() or "node"
+    problem = name_problem(host)
+    if problem is not None:
+        raise MalformedInput(
+            f"--node-id not given and the host name {host!r} cannot be a node id: {problem}"
+            " (pass --node-id)"
+        )
+    return host
+
+
+def _check_paths(args: argparse.Namespace, paths: dict[str, Path | None]) -> None:
+    """Every file the command may touch has a UTF-8 name, the store's included.
+
+    The flags are checked by argparse; this catches the same problem in a path from the
+    environment (``$TB_NODE_BINARY``, ``$TB_PREVIOUS_BINARY``, ``$TB_ROLLBACK_AUDIT_LOG``,
+    ``$TB_GOV_DB_PATH``) or the working folder, before anything is written.
+    """
+    paths = {**paths, "governance store (--state, $TB_GOV_DB_PATH)": store_path(args)}
+    for what, path in paths.items():
+        problem = None if path is None else utf8_problem(str(path))
+        if problem is not None:
+            raise MalformedInput(f"{what} {str(path)!r}: {problem}")
+
+
+def _names_folder(text: str) -> bool:
+    """Does ``--dest`` name a folder: a trailing separator, or ``.``/``..`` as its last part
+    (``Path`` would drop both)?"""
+    ends = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    return text.endswith(ends) or os.path.basename(text) in ("", ".", "..")
+
+
+def _destination(text: str | None, build_hash: str) -> tuple[Path, Path | None]:
+    """Where ``fetch-release`` saves the artifact, and the first of its folders that does
+    not exist yet (None: all exist). Nothing is created here.
+
+    ``--dest`` is a file path, or with a trailing ``/`` a folder that gets ``<hash>.bin``;
+    default ``./downloads/<hash>.bin``. ``SlotError`` for a destination that is a folder or
+    lies under a file.
+    """
+    name = f"{build_hash}.bin"
+    if not text:
+        dest = DEFAULT_DOWNLOADS / name
+    elif _names_folder(text):
+        dest = expand_path(text, "--dest") / name
+    else:
+        dest = expand_path(text, "--dest")
+        if dest.is_dir():
+            raise SlotError(
+                f"download destination {dest}: is a directory (end --dest with / to save"
+                f" {name} in it)"
+            )
+    if dest.is_dir():
+        raise SlotError(f"download destination {dest}: is a directory")
+    missing: Path | None = None
+    folder = dest.parent
+    while not folder.exists() and folder != folder.parent:
+        missing, folder = folder, folder.parent
+    if not folder.is_dir():
+        raise SlotError(f"download destination {dest}: {folder} is not a folder")
+    return dest, missing
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     build_hash = parse_hash(args.hash, "--hash")
     attestations: tuple[Attestation, ...] | None = parse_attestations(args.signer, args.signature)
-    dest = (
-        expand_path(args.dest, "--dest") if args.dest else DEFAULT_DOWNLOADS / f"{build_hash}.bin"
-    )
-    if dest.is_dir():
-        raise SlotError(f"download destination {dest}: is a directory")
+    dest, new_folder = _destination(args.dest, build_hash)
     source = UrlSource.from_env()
     slot = FileSlot.resolve(args.binary) if args.install else None
-    with open_store(args) as store:
+    node_id = _node_id(args) if slot is not None else None
+    _check_paths(args, {
+        "--dest": dest,
+        "node binary (--binary, $TB_NODE_BINARY)": None if slot is None else slot.binary,
+        "previous binary ($TB_PREVIOUS_BINARY)": None if slot is None else slot.backup,
+    })
+    # every input is checked before the store is opened, the download starts or the slot is
+    # touched (the signer configuration too, when attestations are given)
+    configured = load_signer_config().signers if attestations else ()
+    with open_store(args, readonly=slot is None) as store:  # only --install writes
         approved = store.get_approved(build_hash)
         if slot is not None:
             ensure_release_authorized(store, build_hash)  # refuse before downloading
@@ -73,7 +162,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         signer_set: tuple[str, ...] = ()
         threshold: int | None = args.threshold
         if attestations:
-            signer_set = load_signer_config().signers
+            signer_set = configured
             if threshold is None and approved is not None:
                 threshold = approved.threshold
             if threshold is None:
@@ -87,16 +176,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         else:
             attestations, threshold = None, None
             check = "digest check only (no attestations given and the build is not approved)"
-        release = fetch_release(
-            build_hash,
-            attestations,
-            source=source,
-            signer_set=signer_set,
-            threshold=threshold,
-            dest=dest,
-            timeout=args.timeout,
-            max_bytes=args.max_bytes,
-        )
+        with _discard_on_failure(dest, remove_file=False, new_folder=new_folder):
+            release = fetch_release(
+                build_hash,
+                attestations,
+                source=source,
+                signer_set=signer_set,
+                threshold=threshold,
+                dest=dest,
+                timeout=args.timeout,
+                max_bytes=args.max_bytes,
+            )
         valid = list(release.quorum.valid) if release.quorum is not None else []
         payload: dict[str, Any] = {
             "hash": release.hash,
@@ -113,8 +203,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             f"  saved {len(release.bytes)} bytes to {release.path}",
         ]
         if slot is not None:
-            node_id = _node_id(args)
-            with _discard_on_failure(dest if not dest_existed else None):
+            assert node_id is not None
+            with _discard_on_failure(dest, remove_file=not dest_existed, new_folder=new_folder):
                 record = install_release(store, slot, release, node_id=node_id, now=time.time())
             payload.update(
                 installed=True, binary=str(slot.binary), backup=str(slot.backup),
@@ -129,14 +219,25 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _discard_on_failure(path: Path | None) -> Iterator[None]:
-    """Remove ``path`` (a download this command created) if the block fails."""
+def _discard_on_failure(
+    dest: Path, *, remove_file: bool, new_folder: Path | None
+) -> Iterator[None]:
+    """If the block fails: remove ``dest`` when ``remove_file`` (a download this command
+    created), and the folders between ``dest`` and ``new_folder`` (the first one this
+    command created) that are empty."""
     try:
         yield
     except BaseException:
-        if path is not None:
+        if remove_file:
             with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
+                dest.unlink(missing_ok=True)
+        folder = dest.parent
+        while new_folder is not None and folder.is_relative_to(new_folder):
+            try:
+                folder.rmdir()  # only an empty folder goes
+            except OSError:
+                break
+            folder = folder.parent
         raise
 
 
@@ -158,17 +259,35 @@ def _check_appendable(path: Path) -> None:
 
 
 def cmd_boot_check(args: argparse.Namespace) -> int:
+    """Allow the start of an approved binary, else roll back (exit 1).
+
+    The store is opened read-only (so the check never waits behind a writer), except that
+    when a crashed install left its journal next to the binary (``slot.pending_install()``)
+    a writer is opened just to record that install once
+    (``recover_interrupted_install``); the check itself then runs as a reader.
+    """
     slot = FileSlot.resolve(args.binary)
     audit = FileAuditLog.resolve(args.audit_log, binary=slot.binary)
-    with open_store(args) as store:
+    node_id = _node_id(args)  # checked before the binary or the audit log is touched
+    _check_paths(args, {
+        "node binary (--binary, $TB_NODE_BINARY)": slot.binary,
+        "previous binary ($TB_PREVIOUS_BINARY)": slot.backup,
+        "rollback audit log (--audit-log, $TB_ROLLBACK_AUDIT_LOG)": audit.path,
+    })
+    pending = slot.pending_install()  # a damaged journal is refused before anything
+    with open_store(args, readonly=True) as store:  # a reader: never waits behind a writer
         current = slot.current()
         if current is None or store.get_approved(build_hash_of(current)) is None:
             # a rollback is coming: make sure its audit record can be written before the
             # binary is touched, so a bad --audit-log never leaves an unrecorded rollback
             _check_appendable(audit.path)
+        if pending is not None:
+            # a crashed install to reconcile: only now, and only for that record, a writer
+            with open_store(args) as writer:
+                recover_interrupted_install(writer, slot)
         try:
             result = boot_check(
-                store, slot, node_id=_node_id(args), now=time.time(), audit=audit, started=True
+                store, slot, node_id=node_id, now=time.time(), audit=audit, started=True
             )
         except RollbackUnavailable as exc:
             raise RollbackUnavailable(f"boot refused: {slot.binary}: {exc}") from None
@@ -190,7 +309,7 @@ def cmd_boot_check(args: argparse.Namespace) -> int:
     )
     if args.json:
         emit(args, payload, text)
-    print(f"error: {text}", file=sys.stderr)
+    print_error(f"error: {text}")
     return 1
 
 
@@ -202,7 +321,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     add_attestation_flags(p)
     p.add_argument(
         "--dest", type=non_empty, metavar="PATH",
-        help="where to save (default ./downloads/<hash>.bin)",
+        help="file to save to; ending in / a folder to save <hash>.bin in, created on"
+        " success if missing (default ./downloads/<hash>.bin)",
     )
     p.add_argument("--install", action="store_true", help="install into the node binary slot")
     p.add_argument(
@@ -210,8 +330,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="node binary (else $TB_NODE_BINARY)",
     )
     p.add_argument(
-        "--node-id", type=non_empty, metavar="ID",
-        help="node id recorded with the install (hostname)",
+        "--node-id", type=actor_name, metavar="ID",
+        help="node id recorded with the install (default: the host name; up to 255"
+        " printable characters)",
     )
     p.add_argument(
         "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
@@ -229,8 +350,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="node binary (else $TB_NODE_BINARY)",
     )
     p.add_argument(
-        "--node-id", type=non_empty, metavar="ID",
-        help="node id for the audit record (hostname)",
+        "--node-id", type=actor_name, metavar="ID",
+        help="node id for the audit record (default: the host name; up to 255 printable"
+        " characters)",
     )
     p.add_argument(
         "--audit-log", type=non_empty, metavar="PATH",

@@ -1,6 +1,6 @@
 """The ``report`` and ``sweep`` commands of the ``releasesim`` CLI (``check``: ``cli.check``).
 
-    releasesim report RUN_DIR [--out DIR]
+    releasesim report RUN_DIR [--out DIR]      (a run or an exploration directory)
     releasesim sweep SCENARIO --grid key.path=v1,v2 [--grid ...] [--set key.path=value ...]
                      [--replications N] [--seed S] [--executor serial|process|dask]
                      [--workers W] [--scheduler URL] [--max-forgery-prob P]
@@ -126,11 +126,17 @@ def report_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from releasesim.reports.discovery import DiscoveryError
+    from releasesim.reports.exploration import is_exploration, write_exploration_report
     from releasesim.reports.report import write_report
+    from releasesim.reports.sensitivity import SensitivityError
 
     try:
-        paths = write_report(args.run_dir, args.out)
-    except report_errors() as exc:
+        if is_exploration(args.run_dir):  # an exploration directory: its own report
+            paths = write_exploration_report(args.run_dir, args.out)
+        else:
+            paths = write_report(args.run_dir, args.out)
+    except (*report_errors(), DiscoveryError, SensitivityError) as exc:
         return fail(exc)
     html = next(p for p in paths if p.name == "report.html")
     print(f"wrote {len(paths)} files -> {html}")

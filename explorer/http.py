@@ -1,9 +1,9 @@
 """The HTTP explorer: ``GET /releases``, ``GET /releases/timeline`` and ``GET /metrics``.
 
-Standard library only (``http.server.ThreadingHTTPServer``), bound to 127.0.0.1 by default.
 ``ExplorerApp`` maps a request target to a ``Response`` and is testable without sockets;
-``make_server`` wraps it in a threading server. Every request gets a JSON (or Prometheus
-text) answer, never a dropped connection:
+``make_server`` (``explorer.server``) serves it over HTTP/1.1 on 127.0.0.1 by default with
+one event-loop thread for the sockets and a bounded worker pool for the app, with request
+deadlines (slowloris-safe). Every request gets a JSON (or Prometheus text) answer:
 
 - ``GET /releases?page=&page_size=&proposer=&start_epoch=&end_epoch=&store=`` -> the page
   of ``model.explorer.release_history`` (schema: ``explorer/api_schema/release_history.json``).
@@ -12,53 +12,66 @@ text) answer, never a dropped connection:
 - ``GET /`` -> a small JSON index; any other path -> 404 JSON.
 
 Status codes: 400 ``{"error", "parameter"}`` for a bad, unknown or repeated parameter;
-503 ``{"error", "store"}`` when the store is missing, corrupt, foreign or busy; 405 for a
-method other than GET/HEAD; 500 ``{"error"}`` for anything unexpected (also logged).
+403 ``{"error", "parameter": "store"}`` for a ``store`` outside the store root; 503
+``{"error", "store"}`` when the store is missing, corrupt, foreign, busy or holds damaged
+values; 405 for a method other than GET/HEAD; 500 ``{"error"}`` for anything unexpected.
+
+Stores are only read: ``store=`` must resolve (symlinks and ``..`` followed) to a file under
+the store root (``--store-root``, default the served store's folder; relative paths are
+taken from it), and every store is opened read-only (``explorer.stores``): nothing is ever
+written into a store. The release history of each store is held in memory
+(``stores.SnapshotCache``), reloaded when a writer commits.
 
 Cache: successful ``/releases`` and ``/releases/timeline`` bodies are cached for
 ``ttl_s`` (15 s) keyed on the route, the *normalised* query (validated values, proposer
 case-folded, page size capped) and the resolved store path. The clock is injected
-(``time.monotonic`` by default) so tests move time without sleeping. On each cache miss
-of ``/releases`` the proposer/activation metadata is persisted to the ``release_history``
-table (``releasesim.model.explorer.persist_release_history``); if the store cannot be written
-(read-only file, busy) the page is still served and the failure is logged.
-
-Every request opens its own connection to the store (SQLite handles concurrent readers),
-so concurrent clients never share a connection.
+(``time.monotonic`` by default) so tests move time without sleeping.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import sqlite3
 import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
+from releasesim.explorer.server import (
+    JSON_TYPE,
+    ExplorerServer,
+    Response,
+    ServerLimits,
+    json_response,
+    make_server,
+)
+from releasesim.explorer.stores import (
+    OutsideStoreRoot,
+    SnapshotCache,
+    StoreRoot,
+    open_readonly,
+    reading,
+)
 from releasesim.model.errors import InputError, ReleasesimError, StoreError
 from releasesim.model.explorer import (
     InvalidParameter,
-    history_page,
     parse_history_query,
     parse_timeline_query,
-    persist_release_history,
     release_timeline,
 )
 from releasesim.model.metrics import render_prometheus
 from releasesim.model.store import GovernanceStore
 
+__all__ = [
+    "CACHE_TTL_S", "ExplorerApp", "ExplorerServer", "Response", "ServerLimits", "TtlCache",
+    "json_response", "make_server",
+]
+
 CACHE_TTL_S = 15.0
 MAX_CACHE_ENTRIES = 256
 MAX_QUERY_FIELDS = 32
-JSON_TYPE = "application/json; charset=utf-8"
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ENDPOINTS = {
     "/releases": "paginated release history (page, page_size, proposer, start_epoch, "
@@ -68,24 +81,6 @@ ENDPOINTS = {
 }
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """An HTTP answer: status, body bytes, content type and extra headers."""
-
-    status: int
-    body: bytes
-    content_type: str = JSON_TYPE
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def json_response(status: int, payload: Any, **headers: str) -> Response:
-    body = (json.dumps(payload, indent=None, separators=(",", ":")) + "\n").encode()
-    return Response(status, body, JSON_TYPE, dict(headers))
 
 
 class TtlCache:
@@ -128,16 +123,23 @@ class ExplorerApp:
         self,
         store_path: str | Path,
         *,
+        store_root: str | Path | None = None,
         ttl_s: float = CACHE_TTL_S,
         clock: Clock = time.monotonic,
-        persist: bool = True,
         log: TextIO | None = None,
     ) -> None:
         self.store_path = Path(store_path).expanduser()
+        self.root = StoreRoot.of(
+            store_root if store_root is not None else self.store_path.absolute().parent
+        )
         self.cache = TtlCache(ttl_s, clock)
-        self.persist = persist
+        self.snapshots = SnapshotCache(lambda path: self._open(path))
         self._log = log if log is not None else sys.stderr
         self._log_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connections the snapshot cache keeps to notice writers."""
+        self.snapshots.close()
 
     def log(self, message: str) -> None:
         with self._log_lock:
@@ -152,6 +154,8 @@ class ExplorerApp:
                     405, {"error": f"method {method} not allowed; use GET"}, Allow="GET, HEAD"
                 )
             return self._route(target)
+        except OutsideStoreRoot as exc:
+            return json_response(403, {"error": str(exc), "parameter": exc.parameter})
         except InvalidParameter as exc:
             return json_response(400, {"error": str(exc), "parameter": exc.parameter})
         except StoreError as exc:
@@ -188,16 +192,13 @@ class ExplorerApp:
         text = store_values[0].strip()
         if "\0" in text:
             raise InvalidParameter("store", "must not contain a NUL byte")
-        try:
-            return params, Path(text).expanduser()
-        except RuntimeError as exc:  # an unknown ~user
-            raise InvalidParameter("store", f"unusable path ({exc})") from None
+        return params, self.root.confine(text)
 
     @staticmethod
-    def _resolved(path: Path) -> str:
+    def _resolved(path: Path) -> Path:
         """The cache key of a store path; a path the OS refuses is a bad ``store``."""
         try:
-            return str(path.resolve())
+            return path.resolve()
         except (OSError, RuntimeError, ValueError) as exc:
             raise InvalidParameter("store", f"unusable path ({type(exc).__name__})") from None
 
@@ -219,8 +220,9 @@ class ExplorerApp:
 
     # -- endpoints ---------------------------------------------------------------------
     def _open(self, path: Path) -> GovernanceStore:
+        """Open a store read-only (``stores.open_readonly``)."""
         try:
-            return GovernanceStore.open(path, create=False)
+            return open_readonly(path)
         except OSError as exc:  # e.g. a file name too long for the OS
             reason = exc.strerror or type(exc).__name__
             raise StoreError(f"governance store {path}: cannot open: {reason}") from None
@@ -239,31 +241,20 @@ class ExplorerApp:
     def _releases(self, target: str) -> Response:
         params, store_path = self._split(target)
         query = parse_history_query(params)
-        key = ("releases", query.key(), self._resolved(store_path))
-
-        def compute() -> dict[str, Any]:
-            with self._open(store_path) as store:
-                page = history_page(store, query)
-                if self.persist:
-                    self._persist(store)
-            return page
-
-        return self._cached(key, compute)
-
-    def _persist(self, store: GovernanceStore) -> None:
-        try:
-            persist_release_history(store)
-        except StoreError as exc:
-            self.log(f"explorer: release_history not persisted: {exc}")
+        resolved = self._resolved(store_path)
+        key = ("releases", query.key(), str(resolved))
+        return self._cached(key, lambda: self.snapshots.get(resolved).history_page(query))
 
     def _timeline(self, target: str) -> Response:
         params, store_path = self._split(target)
         bucket_s = parse_timeline_query(params)
-        key = ("timeline", bucket_s, self._resolved(store_path))
+        resolved = self._resolved(store_path)
+        key = ("timeline", bucket_s, str(resolved))
 
         def compute() -> dict[str, Any]:
-            with self._open(store_path) as store:
-                points = release_timeline(store, bucket_s)
+            snapshot = self.snapshots.get(resolved)
+            with reading(resolved):
+                points = release_timeline(snapshot, bucket_s)  # type: ignore[arg-type]
             return {"bucket_s": bucket_s, "points": points}
 
         return self._cached(key, compute)
@@ -272,107 +263,7 @@ class ExplorerApp:
         params, store_path = self._split(target)
         for name in params:
             raise InvalidParameter(name, "unknown parameter (allowed: store)")
-        self._resolved(store_path)
-        with self._open(store_path) as store:
-            try:
-                text = render_prometheus(store)
-            except sqlite3.Error as exc:
-                raise StoreError(
-                    f"governance store {store.location}: unreadable ({exc})"
-                ) from None
+        resolved = self._resolved(store_path)
+        with self._open(resolved) as store, reading(resolved):
+            text = render_prometheus(store)
         return Response(200, text.encode(), PROMETHEUS_TYPE)
-
-
-def _handler_class(app: ExplorerApp, quiet: bool) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "releasesim-explorer"
-
-        def _answer(self, method: str) -> None:
-            response = app.handle(method, self.path)
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if method != "HEAD":
-                self.wfile.write(response.body)
-
-        def send_error(
-            self, code: int, message: str | None = None, explain: str | None = None
-        ) -> None:
-            """http.server's own errors (bad request line, 414, 431, ...) as JSON too."""
-            short = self.responses.get(code, ("error", ""))[0]
-            text = message or short
-            self.log_error("code %d, message %s", code, text)
-            self.send_response(code, text)
-            self.send_header("Connection", "close")
-            self.close_connection = True
-            body = json_response(code, {"error": f"{code} {text}"}).body
-            if code >= 200 and code not in (204, 205, 304):
-                self.send_header("Content-Type", JSON_TYPE)
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD" and code >= 200 and code not in (204, 205, 304):
-                self.wfile.write(body)
-
-        def __getattr__(self, name: str) -> Any:
-            # any other method (OPTIONS, TRACE, BREW, ...) gets the documented 405
-            if name.startswith("do_"):
-                return lambda: self._answer(name[3:])
-            raise AttributeError(name)
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            self._answer("GET")
-
-        def do_HEAD(self) -> None:  # noqa: N802
-            self._answer("HEAD")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._answer("POST")
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._answer("PUT")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._answer("DELETE")
-
-        def do_PATCH(self) -> None:  # noqa: N802
-            self._answer("PATCH")
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            if not quiet:
-                app.log(f"{self.address_string()} - {format % args}")
-
-    return Handler
-
-
-class ExplorerServer(ThreadingHTTPServer):
-    """A threading HTTP server with daemon threads and a roomy accept backlog."""
-
-    daemon_threads = True
-    request_queue_size = 64
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else host
-        return f"http://{shown}:{port}/"
-
-
-class ExplorerServer6(ExplorerServer):
-    """``ExplorerServer`` on an IPv6 address."""
-
-    address_family = socket.AF_INET6
-
-
-def make_server(
-    app: ExplorerApp, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = False
-) -> ExplorerServer:
-    """Bind the explorer on ``host:port`` (0 picks a free port); call ``serve_forever``."""
-    try:
-        server_class = ExplorerServer6 if ":" in host else ExplorerServer
-        return server_class((host, port), _handler_class(app, quiet))
-    except (OSError, OverflowError) as exc:
-        reason = " ".join(str(exc).split())
-        raise InputError(f"explorer: cannot listen on {host}:{port}: {reason}") from None

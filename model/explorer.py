@@ -236,8 +236,8 @@ def release_history(
 
 
 def history_page(store: GovernanceStore, query: HistoryQuery) -> dict[str, Any]:
-    """``release_history`` for an already validated query."""
-    with _store_errors(store):
+    """``release_history`` for an already validated query (one consistent read snapshot)."""
+    with _store_errors(store), store.snapshot():
         matching = [r for r in store.approved_releases() if _matches(r, query)]
         start = query.page * query.page_size
         chosen = matching[start : start + query.page_size]
@@ -285,8 +285,12 @@ def persist_release_history(store: GovernanceStore) -> int:
     """Upsert proposer/activation metadata of every approved release into ``release_history``.
 
     One write transaction; returns the number of rows written. Raises ``StoreError`` when
-    the store cannot be written (busy, read-only).
+    the store cannot be written (busy, read-only file, or opened with ``open_readonly``).
     """
+    if store.readonly:
+        raise StoreError(
+            f"governance store {store.location}: opened read-only; release_history not written"
+        )
     rows = []
     with _store_errors(store):
         releases = store.approved_releases()
@@ -324,7 +328,7 @@ def persist_release_history(store: GovernanceStore) -> int:
 
 def persisted_release_history(store: GovernanceStore) -> list[dict[str, Any]]:
     """The ``release_history`` rows, newest activation first (empty if never persisted)."""
-    with _store_errors(store), store.transaction() as db:
+    with _store_errors(store), store.snapshot() as db:
         exists = db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'release_history'"
         ).fetchone()

@@ -14,6 +14,9 @@ Rules (see ``../shared/reference/release-flow-semantics.md``):
 - Tallying at or after the deadline activates the release when yes weight >= the
   proposal's vote quorum **and** yes > no (ties do not pass); otherwise rejects it.
   Activation publishes the hash with its quorum data and activation epoch.
+- Stake is exact: weights and quorums are ``fractions.Fraction`` (``model.store.to_stake``
+  converts ints, floats, decimals and decimal text exactly), so a tally never rounds
+  (2**53 + 1 + 1) or overflows (1.7e308 + 1.7e308) to a wrong outcome.
 
 Time is passed in as an epoch number; nothing here reads a clock. Imports only
 ``model.crypto``, ``model.errors``, ``model.quorum`` and ``model.store``.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from releasesim.model.crypto import parse_hash, verify_release
 from releasesim.model.errors import (
@@ -33,7 +37,14 @@ from releasesim.model.errors import (
     VoteRefused,
 )
 from releasesim.model.quorum import Attestation, QuorumResult, evaluate_quorum, threshold_problem
-from releasesim.model.store import CHOICES, ApprovedRelease, GovernanceStore, Proposal, Vote
+from releasesim.model.store import (
+    CHOICES,
+    ApprovedRelease,
+    GovernanceStore,
+    Proposal,
+    Vote,
+    to_stake,
+)
 
 QUORUM_FAIL = "release_quorum_fail_total"
 VOTES = "release_votes_total"
@@ -42,13 +53,13 @@ INSTALLS = "release_installs_total"
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """The weights on a proposal and the outcome of counting them."""
+    """The weights on a proposal (exact sums) and the outcome of counting them."""
 
     proposal_id: int
-    yes: float
-    no: float
-    abstain: float
-    vote_quorum: float
+    yes: Fraction
+    no: Fraction
+    abstain: Fraction
+    vote_quorum: Fraction
     status: str
 
     @property
@@ -77,19 +88,19 @@ def propose_release(
     proposer: str,
     epoch: int,
     vote_period_epochs: int = 0,
-    vote_quorum: float = 1.0,
+    vote_quorum: float | Fraction | str = 1,
 ) -> Proposal:
     """Validate and persist a ``ReleaseVote`` proposal; returns it with status ``open``.
 
     Raises ``MalformedInput`` (bad hash), ``QuorumError`` (short quorum or unusable
     threshold; counted in ``release_quorum_fail_total`` when signatures fall short),
-    ``DuplicateRelease`` (hash already proposed).
+    ``DuplicateRelease`` (hash already proposed, also when another process proposes it
+    between the check here and the insert).
     """
     build_hash = parse_hash(build_hash, "--hash")
     if vote_period_epochs < 0:
         raise MalformedInput(f"vote period: must be >= 0 epochs, got {vote_period_epochs}")
-    if not vote_quorum >= 0:
-        raise MalformedInput(f"vote quorum: must be >= 0, got {vote_quorum}")
+    quorum = to_stake(vote_quorum, "vote quorum")
     trusted = tuple(dict.fromkeys(k.lower() for k in signer_set))
     effective = len(trusted) if threshold is None else threshold
     problem = threshold_problem(effective, len(trusted))
@@ -124,7 +135,7 @@ def propose_release(
         attestations=tuple(kept.values()),
         created_epoch=epoch,
         deadline_epoch=epoch + vote_period_epochs,
-        vote_quorum=vote_quorum,
+        vote_quorum=quorum,
     )
     proposal = store.get_proposal(proposal_id)
     assert proposal is not None
@@ -143,18 +154,19 @@ def cast_vote(
     proposal_id: int,
     *,
     voter: str,
-    weight: float,
+    weight: float | Fraction | str,
     choice: str,
     epoch: int,
 ) -> Vote:
-    """Record ``voter``'s vote (replacing an earlier one); counts ``release_votes_total``."""
+    """Record ``voter``'s vote (replacing an earlier one); counts ``release_votes_total``.
+
+    ``weight`` is converted exactly (``to_stake``): a float counts with its exact value."""
     if choice not in CHOICES:
         raise MalformedInput(f"--choice: must be one of {', '.join(CHOICES)}, got {choice!r}")
-    if not (weight >= 0 and weight != float("inf")):
-        raise MalformedInput(f"--weight: must be a finite number >= 0, got {weight}")
+    exact = to_stake(weight, "--weight")
     if not voter:
         raise MalformedInput("--voter: must not be empty")
-    vote = Vote(proposal_id, voter, float(weight), choice, epoch)
+    vote = Vote(proposal_id, voter, exact, choice, epoch)
     with store.transaction():
         proposal = _require_proposal(store, proposal_id)
         if proposal.status != "open":
@@ -170,15 +182,15 @@ def cast_vote(
 
 
 def count_votes(proposal: Proposal, votes: Sequence[Vote]) -> Tally:
-    """Pure tally: activated when yes >= vote quorum and yes > no, else rejected."""
-    weights = {c: 0.0 for c in CHOICES}
+    """Pure tally in exact arithmetic: activated when yes >= vote quorum and yes > no."""
+    weights = {c: Fraction(0) for c in CHOICES}
     for vote in votes:
-        weights[vote.choice] += vote.weight
+        weights[vote.choice] += to_stake(vote.weight, f"weight of {vote.voter}")
     yes, no = weights["yes"], weights["no"]
-    passed = yes >= proposal.vote_quorum and yes > no
+    quorum = to_stake(proposal.vote_quorum, "vote quorum")
+    passed = yes >= quorum and yes > no
     return Tally(
-        proposal.id, yes, no, weights["abstain"], proposal.vote_quorum,
-        "activated" if passed else "rejected",
+        proposal.id, yes, no, weights["abstain"], quorum, "activated" if passed else "rejected"
     )
 
 
@@ -217,7 +229,7 @@ def approve_release(
     proposal_id: int,
     *,
     voter: str,
-    weight: float = 1.0,
+    weight: float | Fraction | str = 1,
     epoch: int,
 ) -> Proposal:
     """Vote yes; when the deadline has been reached, tally. Returns the proposal after it."""

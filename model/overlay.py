@@ -17,6 +17,10 @@ wrote, detected by the first non-blank character:
   Positions read ``line N`` (1-based).
 - a missing file: no peers (an empty store is written, as the original does). An empty or
   whitespace-only file is refused (a truncated file is more likely than an empty list).
+- ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's JSON reader takes but JSON does not
+  have), also as a number too large for a float (``1e999``), are refused wherever they are,
+  naming the position and the field (``index 0: field "score": NaN is not a JSON number``):
+  the store written is always strict JSON (``allow_nan=False``), and nothing is written.
 
 Output (default ``~/.the_block/overlay/peers.json``), ``store_format="node"``: exactly the
 store the node reads, ``json.dumps(..., sort_keys=True, indent=2)`` with no trailing newline::
@@ -39,6 +43,7 @@ Imports only ``releasesim.model.crypto``, ``releasesim.model.errors`` and
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -196,13 +201,60 @@ def _json_item(item: object, position: str) -> LegacyPeer:
     )
 
 
+def _non_finite(document: object) -> tuple[list[object], float] | None:
+    """The path (keys and indexes) to the first NaN or infinity in ``document``, and the
+    value; ``None`` when there is none. Iterative, so any nesting the parser took is fine."""
+    stack: list[tuple[list[object], object]] = [([], document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path, value
+        if isinstance(value, dict):
+            children = list(value.items())
+        elif isinstance(value, list):
+            children = list(enumerate(value))
+        else:
+            continue
+        stack.extend((path + [key], child) for key, child in reversed(children))
+    return None
+
+
+def _where(path: list[object]) -> str:
+    """``index 3: field "meta.scores[1]"`` (the position in the peer list, then the field)."""
+    position = ""
+    if path[:1] == ["peers"] and len(path) > 1 and isinstance(path[1], int):
+        path = path[1:]  # {"peers": [...]}: positions count in the list, as elsewhere
+    if path and isinstance(path[0], int):
+        position, path = f"index {path[0]}", path[1:]
+    field = ""
+    for key in path:
+        field += f"[{key}]" if isinstance(key, int) else (f".{key}" if field else str(key))
+    named = f"field {json.dumps(field)}" if field else ""
+    return ": ".join(part for part in (position, named) if part) or "top level"
+
+
+def _refuse_non_finite(document: object) -> None:
+    """``MalformedInput`` naming the first NaN or infinity in ``document`` (not JSON)."""
+    found = _non_finite(document)
+    if found is not None:
+        path, value = found
+        if math.isnan(value):
+            raise MalformedInput(f"{_where(path)}: NaN is not a JSON number")
+        raise MalformedInput(
+            f"{_where(path)}: {'' if value > 0 else '-'}Infinity is not a JSON number (nor is"
+            " a number too large for a float, such as 1e999)"
+        )
+
+
 def read_legacy_peers(text: str) -> list[LegacyPeer]:
-    """Parse a legacy peer store (JSON or text); raises ``MalformedInput`` with a position."""
+    """Parse a legacy peer store (JSON or text); raises ``MalformedInput`` with a position
+    (also for a NaN or infinity anywhere in a JSON store: ``_refuse_non_finite``)."""
     stripped = text.lstrip()
     if not stripped:
         raise MalformedInput("empty file: no peers to migrate (refusing to write an empty store)")
     if stripped[:1] in ("[", "{"):
         document = load_json_strict(text)
+        _refuse_non_finite(document)
         items = document.get("peers") if isinstance(document, dict) else document
         if not isinstance(items, list):
             raise MalformedInput(
@@ -265,7 +317,7 @@ def canonicalise_peers(legacy: list[LegacyPeer]) -> Migration:
 def node_store_text(peers: tuple[CanonicalPeer, ...] | list[CanonicalPeer], *, now: float) -> str:
     """The peer store the node reads: keys sorted, 2-space indent, no trailing newline."""
     entries = [{"address": p.address, "id": p.id, "last_seen": int(now)} for p in peers]
-    return json.dumps({"peers": entries}, sort_keys=True, indent=2)
+    return json.dumps({"peers": entries}, sort_keys=True, indent=2, allow_nan=False)
 
 
 def rich_store_text(
@@ -280,7 +332,7 @@ def rich_store_text(
         "version": 1, "format": FORMAT, "migrated_at": int(now), "source": str(source),
         "peers": entries,
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -366,10 +418,13 @@ def migrate_overlay_store(
         migration = canonicalise_peers([] if text is None else read_legacy_peers(text))
     except MalformedInput as exc:
         raise MalformedInput(f"{old_path}: {exc}") from None
-    if store_format == "node":
-        document = node_store_text(migration.peers, now=now)
-    else:
-        document = rich_store_text(migration.peers, now=now, source=old_path.resolve())
+    try:  # strict JSON (allow_nan=False): the check above already refused NaN and infinity
+        if store_format == "node":
+            document = node_store_text(migration.peers, now=now)
+        else:
+            document = rich_store_text(migration.peers, now=now, source=old_path.resolve())
+    except (ValueError, OverflowError) as exc:  # e.g. a NaN or infinite ``now``
+        raise InputError(f"peer store {new_path}: cannot write strict JSON: {exc}") from None
     try:
         write_text_atomic(new_path, document)
     except OSError as exc:

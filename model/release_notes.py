@@ -29,12 +29,19 @@ id is then outside). Each record of the window is an *update*: the allowed set b
 update, ``current`` the set after its last, ``added``/``removed`` their difference; a kind with
 no update in the window has ``previous == current`` (its policy at the end of the history).
 
+**Text.** Every string must be valid Unicode: a JSON escape of a lone surrogate
+(``"\\ud800"``) in a note or backend is an error naming the line or index, since no
+UTF-8 output can hold it. The Markdown never carries a terminal escape sequence or control
+character (``strip_terminal_escapes``: ANSI/ECMA-48 sequences, C0 but newline and tab, DEL,
+C1) from a note or the file name; the JSON summary keeps notes exactly (JSON escapes them).
+
 Pure parsing and summarising; the only I/O is ``load_history`` reading one file.
 Imports only ``releasesim.model.errors`` and ``releasesim.model.strict_json``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,13 @@ ACTIONS = ("activate", "retire")
 _POLICY_KEYS = ("epoch", "proposal_id", "kind", "allowed")
 _REQUIRED = ("epoch", "kind", "backend", "action")
 _OPTIONAL = ("proposal_id", "note")
+_TERMINAL_SEQUENCE = re.compile(  # ECMA-48 (ANSI) escape sequences, 7-bit and 8-bit forms
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"  # CSI: colours, cursor, erase
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC,
+    # DCS, SOS, PM, APC strings (window title, clipboard, ...) up to BEL or ST
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?"  # any other escape sequence (or a lone ESC)
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +106,21 @@ class BackendChange:
     note: str | None = None
 
 
+def strip_terminal_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (newline and tab
+    stay): what is left is the printable text a terminal would have shown around them."""
+    return _CONTROL.sub("", _TERMINAL_SEQUENCE.sub("", text))
+
+
+def _unicode_problem(value: str) -> str | None:
+    """Why ``value`` cannot be written as UTF-8 (a lone surrogate), or ``None``."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start + 1}"
+    return None
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -100,6 +129,9 @@ def _backend(value: object, where: str, what: str = "backend") -> str:
     """A backend name: a non-empty plain string that cannot break a Markdown table."""
     if not isinstance(value, str) or not value.strip():
         raise MalformedInput(f"{where}: {what} must be a non-empty string, got {value!r}")
+    problem = _unicode_problem(value)
+    if problem is not None:
+        raise MalformedInput(f"{where}: {what} is not valid Unicode ({problem})")
     if any(not c.isprintable() for c in value) or any(c in value for c in "`|"):
         raise MalformedInput(
             f"{where}: {what} must be a plain name (no control characters, '`' or '|'),"
@@ -180,6 +212,9 @@ def parse_backend_log(text: str, source: str) -> list[BackendChange]:
         note = record.get("note")
         if note is not None and not isinstance(note, str):
             raise MalformedInput(f"{where}: note must be a string, got {note!r}")
+        problem = None if note is None else _unicode_problem(note)
+        if problem is not None:
+            raise MalformedInput(f"{where}: note is not valid Unicode ({problem})")
         changes.append(BackendChange(epoch, kind, backend, action, lineno, proposal_id, note))
     changes.sort(key=lambda c: c.epoch)
     return changes
@@ -313,7 +348,8 @@ def _update_line(update: dict[str, Any]) -> str:
     else:
         text = (f"{update['label']} policy updated {where}:"
                 f" {_backends(update['previous'])} -> {_backends(update['current'])}{delta}")
-    note = f" Note: {' '.join(update['note'].split())}" if update.get("note") else ""
+    note = " ".join(strip_terminal_escapes(update.get("note") or "").split())
+    note = f" Note: {note}" if note else ""
     return f"- {text}.{note}"
 
 
@@ -325,7 +361,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         HEADING,
         "",
-        f"Window: {' and '.join(window) or 'the whole history'}. Source: {summary['history']}",
+        f"Window: {' and '.join(window) or 'the whole history'}."
+        f" Source: {' '.join(strip_terminal_escapes(summary['history']).splitlines())}",
         "",
         "| policy | previous | current | added | removed |",
         "|---|---|---|---|---|",
@@ -338,8 +375,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines.append("")
     if not summary["updates"]:
         lines.append("No governance-approved dependency backend changes during this window.")
-        return "\n".join(lines)
-    lines.append("Governance approved these dependency backend updates, in order:")
-    lines.append("")
-    lines.extend(_update_line(u) for u in summary["updates"])
-    return "\n".join(lines)
+    else:
+        lines.append("Governance approved these dependency backend updates, in order:")
+        lines.append("")
+        lines.extend(_update_line(u) for u in summary["updates"])
+    # the free text (notes, file name) is stripped above, the rest is checked on parsing;
+    # one more pass keeps any other field from ever reaching the terminal as an escape
+    return strip_terminal_escapes("\n".join(lines))

@@ -1,169 +1,98 @@
 """The governance store: SQLite tables for proposals, votes, approved releases,
 per-node installs and persisted metric counters.
 
-A file store serves the CLI (WAL journal, ``BEGIN IMMEDIATE`` transactions with a busy
-timeout, so two CLI processes at once neither corrupt nor lose anything); an in-memory
-store serves each simulated replication. Every write runs in one transaction. The
-schema is versioned (``PRAGMA user_version``) and stamped with an application id, so a
-corrupt, foreign or newer file gives a clear ``StoreError`` instead of a traceback.
+Two ways to open a file store:
 
-Rows are mapped to frozen records here, never inside domain logic. Imports only
-``releasesim.model.errors`` and ``releasesim.model.quorum`` (for the ``Attestation`` record).
+- ``GovernanceStore.open(path)`` (a **writer**): WAL journal, ``BEGIN IMMEDIATE``
+  transactions with a busy timeout, so two CLI processes at once neither corrupt nor lose
+  anything. It creates the schema in a new or empty file (with ``create``) and migrates an
+  older schema, both under the write lock; opening an up-to-date store takes no lock.
+- ``GovernanceStore.open_readonly(path)`` (a **reader**): SQLite ``mode=ro`` and
+  ``query_only``; it creates, migrates and rewrites nothing (an exported rollback-journal
+  file stays byte-identical) and never waits for a writer in WAL mode. A store that needs
+  migrating is reported (``StoreError``), never rewritten; every write method refuses.
+
+An in-memory store serves each simulated replication. The schema is versioned
+(``PRAGMA user_version``) and stamped with an application id, so a corrupt, foreign
+(including a SQLite file holding only a view), older (for readers) or newer file gives a
+one-line ``StoreError`` before anything is written into it. A damaged value met while
+reading (a signer set that is not JSON, a weight stored as text, ...) is a
+``StoreCorrupt`` naming the table, column and row.
+
+Stake is exact: vote weights and vote quorums are ``fractions.Fraction`` (see ``to_stake``),
+stored as text (``weight_exact``, ``vote_quorum_exact``) next to a float copy for plain SQL
+readers, so a tally never rounds or overflows.
+
+Rows are mapped to frozen records here, never inside domain logic; the schema, the
+records and the value checks live in ``model.store_schema`` (re-exported here). Imports
+only ``model.errors``, ``model.quorum`` (for the ``Attestation`` record) and
+``model.store_schema``.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from releasesim.model.errors import StoreError
+from releasesim.model.errors import DuplicateRelease, StoreError
 from releasesim.model.quorum import Attestation
-
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x52534D31  # "RSM1"
-BUSY_TIMEOUT_S = 30.0
-STATUSES = ("open", "activated", "rejected")
-CHOICES = ("yes", "no", "abstain")
-
-_SCHEMA = """
-CREATE TABLE proposals (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    build_hash      TEXT NOT NULL UNIQUE,
-    proposer        TEXT NOT NULL,
-    threshold       INTEGER NOT NULL,
-    signer_set      TEXT NOT NULL,
-    attestations    TEXT NOT NULL,
-    created_epoch   INTEGER NOT NULL,
-    deadline_epoch  INTEGER NOT NULL,
-    vote_quorum     REAL NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('open', 'activated', 'rejected')),
-    activated_epoch INTEGER
-);
-CREATE TABLE votes (
-    proposal_id INTEGER NOT NULL REFERENCES proposals(id),
-    voter       TEXT NOT NULL,
-    weight      REAL NOT NULL,
-    choice      TEXT NOT NULL CHECK (choice IN ('yes', 'no', 'abstain')),
-    epoch       INTEGER NOT NULL,
-    PRIMARY KEY (proposal_id, voter)
-);
-CREATE TABLE approved_releases (
-    build_hash      TEXT PRIMARY KEY,
-    proposal_id     INTEGER NOT NULL REFERENCES proposals(id),
-    proposer        TEXT NOT NULL,
-    activated_epoch INTEGER NOT NULL,
-    threshold       INTEGER NOT NULL,
-    signer_set      TEXT NOT NULL,
-    attestations    TEXT NOT NULL
-);
-CREATE TABLE installs (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    build_hash TEXT NOT NULL,
-    node_id    TEXT NOT NULL,
-    ts         REAL NOT NULL
-);
-CREATE INDEX installs_by_release ON installs (build_hash, ts);
-CREATE TABLE metrics (
-    name   TEXT NOT NULL,
-    labels TEXT NOT NULL DEFAULT '',
-    value  REAL NOT NULL,
-    PRIMARY KEY (name, labels)
-);
-CREATE TRIGGER count_install AFTER INSERT ON installs BEGIN
-    INSERT INTO metrics (name, labels, value) VALUES ('release_installs_total', '', 1)
-    ON CONFLICT (name, labels) DO UPDATE SET value = value + 1;
-END;
-"""
-_RECORD_INSTALL = (
-    "INSERT INTO installs (build_hash, node_id, ts) VALUES (?1, ?2, MAX(?3, COALESCE("
-    "(SELECT MAX(ts) FROM installs WHERE build_hash = ?1), ?3))) RETURNING ts"
+from releasesim.model.store_schema import (
+    APPLICATION_ID,
+    CHOICES,
+    MAX_STAKE,
+    MIGRATIONS,
+    RECORD_INSTALL,
+    SCHEMA_VERSION,
+    STATUSES,
+    TABLES,
+    ApprovedRelease,
+    InstallRecord,
+    Proposal,
+    StoreCorrupt,
+    Vote,
+    as_integer,
+    as_keys,
+    as_number,
+    as_optional_integer,
+    as_stake,
+    as_text,
+    dump_attestations,
+    load_attestations,
+    one_of,
+    schema_statements,
+    stake_text,
+    to_stake,
 )
-_TABLES = frozenset({"proposals", "votes", "approved_releases", "installs", "metrics"})
 
+__all__ = [
+    "APPLICATION_ID", "BUSY_TIMEOUT_S", "CHOICES", "MAX_STAKE", "READ_BUSY_TIMEOUT_S",
+    "SCHEMA_VERSION", "STATUSES", "ApprovedRelease", "GovernanceStore", "InstallRecord",
+    "Proposal", "StoreCorrupt", "Vote", "stake_text", "to_stake",
+]
 
-def _schema_statements() -> list[str]:
-    """The schema split into complete statements (trigger bodies hold semicolons)."""
-    statements, buffer = [], ""
-    for line in _SCHEMA.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return statements
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """A ``ReleaseVote`` proposal as persisted."""
-
-    id: int
-    build_hash: str
-    proposer: str
-    threshold: int
-    signer_set: tuple[str, ...]
-    attestations: tuple[Attestation, ...]
-    created_epoch: int
-    deadline_epoch: int
-    vote_quorum: float
-    status: str
-    activated_epoch: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Vote:
-    """One voter's current vote on a proposal (a later vote replaces an earlier one)."""
-
-    proposal_id: int
-    voter: str
-    weight: float
-    choice: str
-    epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovedRelease:
-    """A build hash published by governance with its quorum data and activation epoch."""
-
-    build_hash: str
-    proposal_id: int
-    proposer: str
-    activated_epoch: int
-    signer_set: tuple[str, ...]
-    threshold: int
-    attestations: tuple[Attestation, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class InstallRecord:
-    """A node's recorded install of an approved build."""
-
-    build_hash: str
-    node_id: str
-    ts: float
+BUSY_TIMEOUT_S = 30.0
+READ_BUSY_TIMEOUT_S = 5.0  # a reader waits only for a rollback-journal commit, never in WAL
 
 
 def _labels_key(labels: dict[str, str]) -> str:
     return ",".join(f'{k}="{labels[k]}"' for k in sorted(labels))
 
 
-def _dump_attestations(attestations: tuple[Attestation, ...]) -> str:
-    return json.dumps([a.to_dict() for a in attestations])
-
-
-def _load_attestations(text: str) -> tuple[Attestation, ...]:
-    return tuple(Attestation(a["signer"], a["signature"]) for a in json.loads(text))
-
-
 class GovernanceStore:
-    """SQLite-backed governance state. Use ``open(path)`` or ``memory()``."""
+    """SQLite-backed governance state: ``open(path)`` (writer), ``open_readonly(path)``
+    (reader) or ``memory()``."""
 
-    def __init__(self, connection: sqlite3.Connection, location: str) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, location: str, *, readonly: bool = False
+    ) -> None:
         self._db = connection
         self.location = location
+        self.readonly = readonly
+        self.migrated_from: int | None = None  # the schema version a writer migrated from
         self._in_transaction = False
 
     # -- opening ---------------------------------------------------------------
@@ -176,27 +105,46 @@ class GovernanceStore:
         return store
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> GovernanceStore:
-        """Open (and with ``create``, initialise) the SQLite file at ``path``."""
+    def open(
+        cls, path: str | Path, *, create: bool = True, readonly: bool = False
+    ) -> GovernanceStore:
+        """Open the SQLite file at ``path``: a writer, or with ``readonly`` a reader.
+
+        A writer creates the schema in a missing or empty file only with ``create`` and
+        migrates an older schema; a reader (``readonly``; ``create`` is ignored) does
+        neither and refuses such files. Foreign, newer and damaged files are refused
+        before anything is written into them. Every problem is a one-line ``StoreError``.
+        """
         path = Path(path).expanduser()
         where = f"governance store {path}"
-        if path.is_dir():
-            raise StoreError(f"{where}: is a directory, not a store file")
-        if not path.exists():
-            if not create:
-                raise StoreError(f"{where}: does not exist")
-            if not path.parent.is_dir():
-                raise StoreError(f"{where}: folder {path.parent} does not exist")
         try:
-            db = sqlite3.connect(
-                str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
+            if path.is_dir():
+                raise StoreError(f"{where}: is a directory, not a store file")
+            if not path.exists():
+                if readonly or not create:
+                    raise StoreError(f"{where}: does not exist")
+                if not path.parent.is_dir():
+                    raise StoreError(f"{where}: folder {path.parent} does not exist")
+        except OSError as exc:  # a name too long, a folder that cannot be searched, ...
+            raise StoreError(f"{where}: cannot open: {exc.strerror}") from None
+        try:
+            if readonly:  # mode=ro: SQLite itself refuses every write, journal switches too
+                db = sqlite3.connect(
+                    f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                    timeout=READ_BUSY_TIMEOUT_S, check_same_thread=False,
+                )
+            else:
+                db = sqlite3.connect(
+                    str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S,
+                    check_same_thread=False,
+                )
+        except (sqlite3.Error, ValueError) as exc:
             raise StoreError(f"{where}: cannot open: {exc}") from None
-        store = cls(db, str(path))
+        store = cls(db, str(path), readonly=readonly)
         try:
-            store._initialise(create=create)
-            db.execute("PRAGMA journal_mode=WAL")
+            store._initialise(create=create and not readonly)
+            if not readonly:
+                db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
             db.close()
             raise StoreError(f"{where}: not a usable SQLite governance store ({exc})") from None
@@ -205,34 +153,90 @@ class GovernanceStore:
             raise
         return store
 
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> GovernanceStore:
+        """Open the store at ``path`` to read only (``open(path, readonly=True)``)."""
+        return cls.open(path, readonly=True)
+
     def _initialise(self, *, create: bool = True) -> None:
         db = self._db
         db.execute("PRAGMA foreign_keys=ON")
-        with self.transaction():
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {
-                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            } - {"sqlite_sequence"}
-            where = f"governance store {self.location}"
-            if not tables and app_id == 0 and version == 0:
-                if not create:  # opening to read must never write a schema into a file
-                    raise StoreError(f"{where}: an empty file or database, not a releasesim store")
-                for statement in _schema_statements():
+        if self.readonly:
+            db.execute("PRAGMA query_only=ON")
+            with self.snapshot():
+                self._plan(create=False, migrate=False)
+            return
+        if self._plan(create=create, migrate=True) == "ready":
+            return  # an up-to-date store: no write lock taken
+        with self.transaction():  # create or migrate under the write lock, checking again:
+            plan = self._plan(create=create, migrate=True)  # another process may have won
+            if plan == "create":
+                for statement in schema_statements():
                     db.execute(statement)
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                return
-            if app_id != APPLICATION_ID:
-                raise StoreError(f"{where}: a foreign SQLite database, not a releasesim store")
-            if version > SCHEMA_VERSION:
+            elif plan == "migrate":
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self.migrated_from = version
+
+    def _plan(self, *, create: bool, migrate: bool) -> str:
+        """``ready``, ``create`` or ``migrate``; ``StoreError`` for a file not to be used."""
+        db = self._db
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        objects = [
+            (kind, name) for kind, name in db.execute("SELECT type, name FROM sqlite_master")
+            if not name.startswith("sqlite_")
+        ]
+        tables = {name for kind, name in objects if kind == "table"}
+        where = f"governance store {self.location}"
+        if not objects and app_id == 0 and version == 0:
+            if not create:  # a reader, or a command that must not create, writes no schema
+                raise StoreError(f"{where}: an empty file or database, not a releasesim store")
+            return "create"
+        if app_id != APPLICATION_ID:
+            held = ", ".join(f"{kind} {name}" for kind, name in objects[:3])
+            detail = f"it holds {held}" if held else f"application id {app_id:#x}"
+            raise StoreError(f"{where}: a foreign SQLite database, not a releasesim store"
+                             f" ({detail}{', ...' if len(objects) > 3 else ''})")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{where}: schema version {version} is newer than this releasesim "
+                f"supports ({SCHEMA_VERSION}); upgrade releasesim"
+            )
+        if version < 1:
+            raise StoreError(f"{where}: damaged store, unknown schema version {version}")
+        if not tables >= TABLES:
+            missing = ", ".join(sorted(TABLES - tables))
+            raise StoreError(f"{where}: damaged store, missing tables: {missing}")
+        if version < SCHEMA_VERSION:
+            if not migrate:
                 raise StoreError(
-                    f"{where}: schema version {version} is newer than this releasesim "
-                    f"supports ({SCHEMA_VERSION}); upgrade releasesim"
+                    f"{where}: schema version {version} needs migrating to version "
+                    f"{SCHEMA_VERSION}, which a read-only command never does; run "
+                    f"'releasesim gov migrate-store --state {self.location}' first"
                 )
-            if not tables >= _TABLES:
-                missing = ", ".join(sorted(_TABLES - tables))
-                raise StoreError(f"{where}: damaged store, missing tables: {missing}")
+            return "migrate"
+        return "ready"
+
+    def _damaged(self, table: str, column: str, row: object, problem: str) -> StoreCorrupt:
+        return StoreCorrupt(
+            f"governance store {self.location}: damaged value in {table}.{column}"
+            f" (row {row}): {problem}"
+        )
+
+    def _field(
+        self, table: str, row: object, column: str, check: Callable[..., Any], *values: object
+    ) -> Any:
+        """``check(*values)``, or a ``StoreCorrupt`` naming ``table.column`` and the row."""
+        try:
+            return check(*values)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise self._damaged(table, column, row, str(exc)) from None
 
     def close(self) -> None:
         self._db.close()
@@ -243,12 +247,33 @@ class GovernanceStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _require_writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"governance store {self.location}: opened read-only; not written")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction (a consistent view of several queries; in WAL mode it never
+        waits for a writer); joins an enclosing transaction or snapshot."""
+        if self._in_transaction or self._db.in_transaction:
+            yield self._db
+            return
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        """One write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one.
+
+        ``StoreError`` on a read-only store."""
         if self._in_transaction:
             yield self._db
             return
+        self._require_writable()
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -278,45 +303,56 @@ class GovernanceStore:
         attestations: tuple[Attestation, ...],
         created_epoch: int,
         deadline_epoch: int,
-        vote_quorum: float,
+        vote_quorum: object,
     ) -> int:
+        """Insert an ``open`` proposal; ``DuplicateRelease`` when the build hash is already
+        proposed (also when another process proposed it after the caller checked)."""
+        quorum = to_stake(vote_quorum, "vote quorum")
         with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO proposals (build_hash, proposer, threshold, signer_set, attestations,"
-                " created_epoch, deadline_epoch, vote_quorum, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
-                (
-                    build_hash,
-                    proposer,
-                    threshold,
-                    json.dumps(list(signer_set)),
-                    _dump_attestations(attestations),
-                    created_epoch,
-                    deadline_epoch,
-                    vote_quorum,
-                ),
-            )
+            try:
+                cursor = db.execute(
+                    "INSERT INTO proposals (build_hash, proposer, threshold, signer_set,"
+                    " attestations, created_epoch, deadline_epoch, vote_quorum, status,"
+                    " vote_quorum_exact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+                    (
+                        build_hash,
+                        proposer,
+                        threshold,
+                        json.dumps(list(signer_set)),
+                        dump_attestations(attestations),
+                        created_epoch,
+                        deadline_epoch,
+                        float(quorum),
+                        stake_text(quorum),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                if "proposals.build_hash" not in str(exc):
+                    raise
+                raise DuplicateRelease(f"build {build_hash} has already been proposed") from None
             return int(cursor.lastrowid or 0)
 
     _PROPOSAL_COLUMNS = (
         "id, build_hash, proposer, threshold, signer_set, attestations, created_epoch,"
-        " deadline_epoch, vote_quorum, status, activated_epoch"
+        " deadline_epoch, vote_quorum, status, activated_epoch, vote_quorum_exact"
     )
 
-    @staticmethod
-    def _proposal(row: tuple) -> Proposal:
+    def _proposal(self, row: tuple) -> Proposal:
+        def field(column: str, check: Callable[..., Any], *values: object) -> Any:
+            return self._field("proposals", row[0], column, check, *values)
+
         return Proposal(
-            id=row[0],
-            build_hash=row[1],
-            proposer=row[2],
-            threshold=row[3],
-            signer_set=tuple(json.loads(row[4])),
-            attestations=_load_attestations(row[5]),
-            created_epoch=row[6],
-            deadline_epoch=row[7],
-            vote_quorum=row[8],
-            status=row[9],
-            activated_epoch=row[10],
+            id=field("id", as_integer, row[0]),
+            build_hash=field("build_hash", as_text, row[1]),
+            proposer=field("proposer", as_text, row[2]),
+            threshold=field("threshold", as_integer, row[3]),
+            signer_set=field("signer_set", as_keys, row[4]),
+            attestations=field("attestations", load_attestations, row[5]),
+            created_epoch=field("created_epoch", as_integer, row[6]),
+            deadline_epoch=field("deadline_epoch", as_integer, row[7]),
+            vote_quorum=field("vote_quorum", as_stake, row[8], row[11]),
+            status=field("status", one_of(STATUSES), row[9]),
+            activated_epoch=field("activated_epoch", as_optional_integer, row[10]),
         )
 
     def get_proposal(self, proposal_id: int) -> Proposal | None:
@@ -344,21 +380,36 @@ class GovernanceStore:
 
     # -- votes -------------------------------------------------------------------
     def put_vote(self, vote: Vote) -> None:
+        weight = to_stake(vote.weight, "--weight")
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO votes (proposal_id, voter, weight, choice, epoch)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (proposal_id, voter) DO UPDATE SET"
-                " weight = excluded.weight, choice = excluded.choice, epoch = excluded.epoch",
-                (vote.proposal_id, vote.voter, vote.weight, vote.choice, vote.epoch),
+                "INSERT INTO votes (proposal_id, voter, weight, choice, epoch, weight_exact)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (proposal_id, voter) DO UPDATE SET"
+                " weight = excluded.weight, choice = excluded.choice, epoch = excluded.epoch,"
+                " weight_exact = excluded.weight_exact",
+                (vote.proposal_id, vote.voter, float(weight), vote.choice, vote.epoch,
+                 stake_text(weight)),
             )
 
     def votes(self, proposal_id: int) -> list[Vote]:
         rows = self._db.execute(
-            "SELECT proposal_id, voter, weight, choice, epoch FROM votes"
+            "SELECT rowid, proposal_id, voter, weight, choice, epoch, weight_exact FROM votes"
             " WHERE proposal_id = ? ORDER BY voter",
             (proposal_id,),
         )
-        return [Vote(*r) for r in rows]
+        return [self._vote(r) for r in rows]
+
+    def _vote(self, row: tuple) -> Vote:
+        def field(column: str, check: Callable[..., Any], *values: object) -> Any:
+            return self._field("votes", row[0], column, check, *values)
+
+        return Vote(
+            proposal_id=field("proposal_id", as_integer, row[1]),
+            voter=field("voter", as_text, row[2]),
+            weight=field("weight", as_stake, row[3], row[6]),
+            choice=field("choice", one_of(CHOICES), row[4]),
+            epoch=field("epoch", as_integer, row[5]),
+        )
 
     # -- approved releases ---------------------------------------------------------
     def put_approved(self, release: ApprovedRelease) -> None:
@@ -374,24 +425,27 @@ class GovernanceStore:
                     release.activated_epoch,
                     release.threshold,
                     json.dumps(list(release.signer_set)),
-                    _dump_attestations(release.attestations),
+                    dump_attestations(release.attestations),
                 ),
             )
 
     _APPROVED_COLUMNS = (
-        "build_hash, proposal_id, proposer, activated_epoch, signer_set, threshold, attestations"
+        "build_hash, proposal_id, proposer, activated_epoch, signer_set, threshold,"
+        " attestations, rowid"
     )
 
-    @staticmethod
-    def _approved(row: tuple) -> ApprovedRelease:
+    def _approved(self, row: tuple) -> ApprovedRelease:
+        def field(column: str, check: Callable[..., Any], value: object) -> Any:
+            return self._field("approved_releases", row[7], column, check, value)
+
         return ApprovedRelease(
-            build_hash=row[0],
-            proposal_id=row[1],
-            proposer=row[2],
-            activated_epoch=row[3],
-            signer_set=tuple(json.loads(row[4])),
-            threshold=row[5],
-            attestations=_load_attestations(row[6]),
+            build_hash=field("build_hash", as_text, row[0]),
+            proposal_id=field("proposal_id", as_integer, row[1]),
+            proposer=field("proposer", as_text, row[2]),
+            activated_epoch=field("activated_epoch", as_integer, row[3]),
+            signer_set=field("signer_set", as_keys, row[4]),
+            threshold=field("threshold", as_integer, row[5]),
+            attestations=field("attestations", load_attestations, row[6]),
         )
 
     def get_approved(self, build_hash: str) -> ApprovedRelease | None:
@@ -415,15 +469,20 @@ class GovernanceStore:
             " UNION ALL SELECT MAX(activated_epoch) FROM proposals"
             " UNION ALL SELECT MAX(epoch) FROM votes)"
         ).fetchone()
-        return 0 if row is None or row[0] is None else int(row[0])
+        if row is None or row[0] is None:
+            return 0
+        return self._field("proposals", "holding the latest", "created_epoch, activated_epoch"
+                           " or votes.epoch", as_integer, row[0])
 
     def latest_threshold(self) -> int | None:
         """The threshold of the most recently activated release, if any."""
         row = self._db.execute(
-            "SELECT threshold FROM approved_releases"
+            "SELECT threshold, rowid FROM approved_releases"
             " ORDER BY activated_epoch DESC, proposal_id DESC LIMIT 1"
         ).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        return self._field("approved_releases", row[1], "threshold", as_integer, row[0])
 
     # -- installs ------------------------------------------------------------------
     def record_install(self, build_hash: str, node_id: str, ts: float) -> float:
@@ -433,21 +492,30 @@ class GovernanceStore:
         recorded install of the same release is recorded as that latest time. One
         statement (the counter moves in a trigger), so it is atomic on its own.
         """
+        self._require_writable()
         try:
-            row = self._db.execute(_RECORD_INSTALL, (build_hash, node_id, float(ts))).fetchone()
+            row = self._db.execute(RECORD_INSTALL, (build_hash, node_id, float(ts))).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"governance store {self.location}: write failed ({exc})") from None
-        return float(row[0])
+        return self._field("installs", "just recorded", "ts", as_number, row[0])
 
     def installs(self, build_hash: str | None = None) -> list[InstallRecord]:
+        columns = "seq, build_hash, node_id, ts"
         if build_hash is None:
-            rows = self._db.execute("SELECT build_hash, node_id, ts FROM installs ORDER BY seq")
+            rows = self._db.execute(f"SELECT {columns} FROM installs ORDER BY seq")
         else:
             rows = self._db.execute(
-                "SELECT build_hash, node_id, ts FROM installs WHERE build_hash = ? ORDER BY seq",
+                f"SELECT {columns} FROM installs WHERE build_hash = ? ORDER BY seq",
                 (build_hash,),
             )
-        return [InstallRecord(*r) for r in rows]
+        return [
+            InstallRecord(
+                self._field("installs", r[0], "build_hash", as_text, r[1]),
+                self._field("installs", r[0], "node_id", as_text, r[2]),
+                self._field("installs", r[0], "ts", as_number, r[3]),
+            )
+            for r in rows
+        ]
 
     # -- metrics -------------------------------------------------------------------
     def increment(self, name: str, by: float = 1.0, **labels: str) -> None:
@@ -462,14 +530,24 @@ class GovernanceStore:
     def counter(self, name: str, **labels: str) -> float:
         """The counter's value (0 when never incremented)."""
         row = self._db.execute(
-            "SELECT value FROM metrics WHERE name = ? AND labels = ?", (name, _labels_key(labels))
+            "SELECT value, rowid FROM metrics WHERE name = ? AND labels = ?",
+            (name, _labels_key(labels)),
         ).fetchone()
-        return 0.0 if row is None else float(row[0])
+        return 0.0 if row is None else self._field("metrics", row[1], "value", as_number, row[0])
 
     def counters(self) -> list[tuple[str, str, float]]:
         """All counters as ``(name, rendered labels, value)``, sorted."""
-        rows = self._db.execute("SELECT name, labels, value FROM metrics ORDER BY name, labels")
-        return [(r[0], r[1], float(r[2])) for r in rows]
+        rows = self._db.execute(
+            "SELECT name, labels, value, rowid FROM metrics ORDER BY name, labels"
+        )
+        return [
+            (
+                self._field("metrics", r[3], "name", as_text, r[0]),
+                self._field("metrics", r[3], "labels", as_text, r[1]),
+                self._field("metrics", r[3], "value", as_number, r[2]),
+            )
+            for r in rows
+        ]
 
     # -- export ----------------------------------------------------------------------
     def backup_to(self, path: str | Path) -> None:

@@ -8,14 +8,30 @@
   file appears at ``dest`` and no temp file remains; a file already at ``dest`` is left
   untouched. Without ``dest`` the artifact stays in memory (the simulator).
 - ``install_release`` re-checks the digest, refuses builds governance has not approved
-  (``ensure_release_authorized``), writes the slot, and only then records the install
-  (``release_installs_total`` += 1, install times per release never go backwards). A
-  refused build, or a failed slot write, records nothing.
-- ``boot_check`` lets a node start only on an approved build; an unapproved build or a
-  failed start calls ``rollback_failed_startup``, which restores the backup and appends an
-  audit record (time, node, rolled_back_hash, restored_hash, reason) and never counts an
-  install. A rollback must change the binary: when there is no backup, or the backup is
-  the very build that failed, it raises ``RollbackUnavailable``.
+  (``ensure_release_authorized``: an approval row must exist *and* its recorded attestations
+  must meet the quorum rule over its recorded signer-set snapshot and threshold), writes
+  the slot, and only then records the install (``release_installs_total`` += 1, install
+  times per release never go backwards). A refused build, or a failed slot write, records
+  nothing (and leaves no install journal).
+- ``boot_check`` lets a node start only on a build whose approval verifies the same way;
+  an unapproved build, an approval that fails the quorum rule, or a failed start calls
+  ``rollback_failed_startup``, which writes the audit record (time, node, rolled_back_hash,
+  restored_hash, reason) *first* and then restores the backup, so an audit log that cannot
+  be written stops the rollback before the binary is touched; a failed restore takes the
+  record back. It never counts an install. A rollback must change the binary: when there
+  is no backup, or the backup is the very build that failed, it raises
+  ``RollbackUnavailable``.
+- Crash recovery (journaled slots, i.e. files): an install journals an ``InstallIntent``
+  before the binary swap and drops it after the record; the next ``install_release`` or
+  ``boot_check`` on the slot (``recover_interrupted_install``) removes stale temp files and
+  records an install a crash left unrecorded exactly once. Only that record needs a
+  writable store: a caller that reads (the CLI's ``gov boot-check``, which must never wait
+  behind a writer) checks ``slot.pending_install()`` first, and only when it is not None
+  opens a writer, calls ``recover_interrupted_install`` and closes it, then runs
+  ``boot_check`` on its read-only store (whose own recovery then has nothing to record).
+
+The quorum verification is ``model.quorum.evaluate_quorum``, memoised on its exact inputs,
+so a simulated fleet re-verifying one approval costs a cache lookup per boot.
 
 Time comes in as ``now``; storage, source, slot and audit log are passed in, so the
 simulator drives exactly this code. This module must not import simpy, ``sim`` or
@@ -24,15 +40,22 @@ simulator drives exactly this code. This module must not import simpy, ``sim`` o
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from releasesim.model.crypto import build_hash_of, parse_hash
-from releasesim.model.errors import DigestMismatch, RollbackUnavailable, Unauthorized
-from releasesim.model.quorum import Attestation, QuorumResult, require_quorum
-from releasesim.model.slot import AuditLog, BinarySlot, atomic_write
+from releasesim.model.errors import (
+    DigestMismatch,
+    QuorumError,
+    RollbackUnavailable,
+    SlotError,
+    Unauthorized,
+)
+from releasesim.model.quorum import Attestation, QuorumResult, evaluate_quorum, require_quorum
+from releasesim.model.slot import AuditLog, BinarySlot, InstallIntent, atomic_write
 from releasesim.model.source import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, ReleaseSource
 from releasesim.model.store import ApprovedRelease, InstallRecord
 
@@ -45,13 +68,16 @@ __all__ = [
     "ensure_release_authorized",
     "fetch_release",
     "install_release",
+    "recover_interrupted_install",
     "rollback_failed_startup",
+    "verify_approval",
     "verify_artifact",
 ]
 
 REASON_UNAPPROVED = "unapproved build"
 REASON_STARTUP_FAILED = "startup failed"
 REASON_NO_BINARY = "no binary installed"
+REASON_UNVERIFIED = "recorded approval fails the quorum rule"
 
 
 class ReleaseStore(Protocol):
@@ -60,6 +86,13 @@ class ReleaseStore(Protocol):
     def get_approved(self, build_hash: str) -> ApprovedRelease | None: ...
 
     def record_install(self, build_hash: str, node_id: str, ts: float) -> float: ...
+
+
+class InstallLedger(ReleaseStore, Protocol):
+    """A ``ReleaseStore`` that also lists recorded installs: what a journaled (file) slot
+    needs to tell whether an interrupted install was recorded."""
+
+    def installs(self, build_hash: str | None = None) -> list[InstallRecord]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +204,28 @@ def fetch_release(
     return DownloadedRelease(build_hash, path, data, quorum)
 
 
+def verify_approval(approved: ApprovedRelease, build_hash: str) -> QuorumResult:
+    """Re-evaluate an approval as recorded: its attestations of ``build_hash`` against its
+    signer-set snapshot and threshold, with the quorum rule governance applied (memoised on
+    these exact inputs). Never raises; read ``.met``."""
+    return evaluate_quorum(
+        build_hash, approved.attestations, approved.signer_set, approved.threshold
+    )
+
+
 def ensure_release_authorized(store: ReleaseStore, build_hash: str) -> ApprovedRelease:
     """The approved release of ``build_hash``; ``Unauthorized`` when governance has not
-    approved it."""
+    approved it, ``QuorumError`` when the recorded approval fails the quorum rule (a row
+    that did not come from governance)."""
     build_hash = parse_hash(build_hash)
     approved = store.get_approved(build_hash)
     if approved is None:
         raise Unauthorized(f"build {build_hash} is not approved by governance")
+    result = verify_approval(approved, build_hash)
+    if not result.met:
+        raise QuorumError(
+            f"build {build_hash}: {REASON_UNVERIFIED} ({result.describe()}); not installing"
+        )
     return approved
 
 
@@ -193,13 +241,65 @@ def install_release(
 
     Order: digest re-check, authorization, slot write, then the recorded install (the store
     counts ``release_installs_total`` and clamps the time so installs of a release never go
-    backwards). Nothing is recorded when any earlier step fails.
+    backwards). Nothing is recorded when any earlier step fails. A journaled slot first
+    recovers from an earlier crash, then journals this install until it is recorded (the
+    store must then be an ``InstallLedger``).
     """
     build_hash = check_digest(release.hash, release.bytes)
     ensure_release_authorized(store, build_hash)
-    slot.install(release.bytes)
-    ts = store.record_install(build_hash, node_id, now)
+    if not slot.journaled:
+        slot.install(release.bytes)
+        ts = store.record_install(build_hash, node_id, now)
+        return InstallRecord(build_hash, node_id, ts)
+    ledger = cast(InstallLedger, store)
+    recover_interrupted_install(ledger, slot)
+    slot.begin_install(
+        InstallIntent(build_hash, node_id, float(now), _recorded(ledger, build_hash, node_id))
+    )
+    try:
+        slot.install(release.bytes)
+    except SlotError:  # the binary was not replaced: nothing to recover later
+        with contextlib.suppress(SlotError):
+            slot.end_install()
+        raise
+    ts = store.record_install(build_hash, node_id, now)  # fails: the journal stays for later
+    slot.end_install()
     return InstallRecord(build_hash, node_id, ts)
+
+
+def _recorded(ledger: InstallLedger, build_hash: str, node_id: str) -> int:
+    return sum(1 for r in ledger.installs(build_hash) if r.node_id == node_id)
+
+
+def recover_interrupted_install(store: InstallLedger, slot: BinarySlot) -> InstallRecord | None:
+    """Clean up after a process that died inside an install on ``slot``.
+
+    Removes the slot's stale temp files; then, if a process that is gone journalled an
+    install (``slot.pending_install()``): when its build is the one in place, still
+    verifies, and its record is missing, records it (at the journalled time) and returns
+    the record; in every case drops the journal. Writes to ``store`` only in that case, so
+    a read-only store is enough when ``slot.pending_install()`` is None. A journal whose
+    writer is still running is left alone. A no-op for a slot that is not journaled.
+    """
+    if not slot.journaled:
+        return None
+    slot.remove_stale_temporaries()
+    intent = slot.pending_install()
+    if intent is None:
+        return None
+    record = None
+    current = slot.current()
+    if (
+        current is not None
+        and build_hash_of(current) == intent.build_hash
+        and _recorded(store, intent.build_hash, intent.node_id) <= intent.recorded_before
+        and (approved := store.get_approved(intent.build_hash)) is not None
+        and verify_approval(approved, intent.build_hash).met
+    ):
+        ts = store.record_install(intent.build_hash, intent.node_id, intent.ts)
+        record = InstallRecord(intent.build_hash, intent.node_id, ts)
+    slot.end_install()
+    return record
 
 
 def boot_check(
@@ -214,8 +314,13 @@ def boot_check(
     """Allow the start only of an approved build that ``started``; otherwise roll back.
 
     ``started=False`` reports a failed start (the simulator draws these). Raises
-    ``RollbackUnavailable`` when a rollback is needed and impossible.
+    ``RollbackUnavailable`` when a rollback is needed and impossible, ``SlotError`` (binary
+    untouched) when its audit record cannot be written. A journaled slot first recovers
+    from a crashed install (``recover_interrupted_install``; the store must then be an
+    ``InstallLedger``, writable when ``slot.pending_install()`` is not None).
     """
+    if slot.journaled:
+        recover_interrupted_install(cast(InstallLedger, store), slot)
     data = slot.current()
     if data is None:
         record = rollback_failed_startup(
@@ -223,10 +328,15 @@ def boot_check(
         )
         return BootResult(False, None, REASON_NO_BINARY, record)
     build_hash = build_hash_of(data)
-    approved = store.get_approved(build_hash) is not None
-    if approved and started:
+    approved = store.get_approved(build_hash)
+    if approved is None:
+        reason = REASON_UNAPPROVED
+    elif not verify_approval(approved, build_hash).met:
+        reason = REASON_UNVERIFIED
+    elif started:
         return BootResult(True, build_hash)
-    reason = REASON_STARTUP_FAILED if approved else REASON_UNAPPROVED
+    else:
+        reason = REASON_STARTUP_FAILED
     record = rollback_failed_startup(slot, node_id=node_id, now=now, reason=reason, audit=audit)
     return BootResult(False, build_hash, reason, record)
 
@@ -239,10 +349,11 @@ def rollback_failed_startup(
     reason: str,
     audit: AuditLog,
 ) -> RollbackRecord:
-    """Restore the backup binary and append the audit record; never counts an install.
+    """Write the audit record, then restore the backup binary; never counts an install.
 
     ``RollbackUnavailable`` (and nothing changed) when there is no backup or the backup is
-    the same build as the current binary.
+    the same build as the current binary; ``SlotError`` (and nothing changed) when the
+    audit record cannot be written, or when the restore fails (the record is taken back).
     """
     previous = slot.previous()
     if previous is None:
@@ -254,7 +365,7 @@ def rollback_failed_startup(
         raise RollbackUnavailable(
             f"node {node_id}: {reason}, and the previous binary is the same build {restored}"
         )
-    slot.restore_previous()
     record = RollbackRecord(float(now), node_id, rolled_back, restored, reason)
-    audit.append(record.to_dict())
+    with audit.recording(record.to_dict()):
+        slot.restore_previous()
     return record

@@ -8,6 +8,14 @@ no zero-length timeout) and ``to_dict()`` (the TOML/JSON table form, which
 ``parse_distribution`` reads back). All of them model non-negative quantities, so every
 parameter set is checked in ``__post_init__`` to give a support inside ``[0, inf)``.
 
+Scenario input (``parse_distribution``) is held to tighter, documented bounds than the
+classes themselves, so that a run cannot overflow, divide by zero or draw infinities: every
+location/scale parameter (``value``, ``mean``, ``median``, ``low``, ``high``, ``scale``) is 0
+where 0 is allowed or in ``[MIN_PARAMETER, MAX_PARAMETER]`` = ``[1e-9, 1e12]``, the
+log-normal ``sigma`` is at most ``MAX_SIGMA`` (10) and the Pareto ``shape`` at least
+``MIN_SHAPE`` (0.1). A value that is neither a number nor a ``{dist = ...}`` table (an
+array, a table without a string ``dist``) is a ``ScenarioError`` too.
+
 The RNG is always passed in; there is no module state. Imports numpy and ``releasesim.sim.errors``
 only; must not import ``simpy``, ``model`` or ``reports``.
 """
@@ -26,6 +34,10 @@ from releasesim.sim.errors import ScenarioError
 
 __all__ = [
     "DISTRIBUTIONS",
+    "MAX_PARAMETER",
+    "MAX_SIGMA",
+    "MIN_PARAMETER",
+    "MIN_SHAPE",
     "Distribution",
     "Exponential",
     "Fixed",
@@ -295,6 +307,39 @@ DISTRIBUTIONS: dict[str, tuple[type[Distribution], tuple[str, ...]]] = {
 }
 
 
+MIN_PARAMETER = 1e-9
+"""Smallest non-zero location/scale parameter a scenario may give (smaller ones underflow:
+a total stake or a bandwidth of 0)."""
+MAX_PARAMETER = 1e12
+"""Largest location/scale parameter a scenario may give (seconds, MB, Mbit/s, stake)."""
+MAX_SIGMA = 10.0
+"""Largest log-normal ``sigma`` a scenario may give (e^(sigma^2/2) must stay finite)."""
+MIN_SHAPE = 0.1
+"""Smallest Pareto ``shape`` a scenario may give (smaller ones draw infinity)."""
+
+_SCALE_PARAMS = ("value", "mean", "median", "low", "high", "scale")
+
+
+def _bound_problem(param: str, value: float) -> str | None:
+    """What is wrong with a parsed parameter against the scenario bounds, or None."""
+    if param in _SCALE_PARAMS:
+        if value == 0 or MIN_PARAMETER <= value <= MAX_PARAMETER:
+            return None
+        zero = "0 or " if param in ("value", "low", "high") else ""
+        return f"must be {zero}in [{MIN_PARAMETER:g}, {MAX_PARAMETER:g}], got {value!r}"
+    if param == "sigma" and value > MAX_SIGMA:
+        return f"must be <= {MAX_SIGMA:g}, got {value!r}"
+    if param == "shape" and value < MIN_SHAPE:
+        return f"must be >= {MIN_SHAPE:g}, got {value!r}"
+    return None
+
+
+def _short(value: object) -> str:
+    """``repr(value)`` cut to 60 characters, for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -307,19 +352,23 @@ def parse_distribution(value: object, path: str) -> Distribution:
     """
     if _is_number(value):
         try:
-            return Fixed(value)  # type: ignore[arg-type]
+            fixed = Fixed(value)  # type: ignore[arg-type]
         except ParameterError as exc:
             raise ScenarioError(exc.problem, path=path) from None
+        problem = _bound_problem("value", fixed.value)
+        if problem:
+            raise ScenarioError(problem, path=path)
+        return fixed
     if not isinstance(value, Mapping):
         raise ScenarioError(
             f"must be a number or a distribution table like {{dist=\"exponential\", mean=5.0}}, "
-            f"got {value!r}",
+            f"got {_short(value)}",
             path=path,
         )
     name = value.get("dist")
-    if name not in DISTRIBUTIONS:
+    if not isinstance(name, str) or name not in DISTRIBUTIONS:
         raise ScenarioError(
-            f"unknown distribution {name!r}; expected one of {', '.join(DISTRIBUTIONS)}"
+            f"unknown distribution {_short(name)}; expected one of {', '.join(DISTRIBUTIONS)}"
             if "dist" in value
             else f"missing 'dist' (one of {', '.join(DISTRIBUTIONS)})",
             path=f"{path}.dist",
@@ -337,17 +386,22 @@ def parse_distribution(value: object, path: str) -> Distribution:
             raise ScenarioError(f"missing parameter of {name}", path=f"{path}.{param}")
         raw = value[param]
         if not _is_number(raw):
-            raise ScenarioError(f"must be a number, got {raw!r}", path=f"{path}.{param}")
+            raise ScenarioError(f"must be a number, got {_short(raw)}", path=f"{path}.{param}")
         args.append(float(raw))
     try:
-        return cls(*args)  # type: ignore[call-arg]
+        dist = cls(*args)  # type: ignore[call-arg]
     except ParameterError as exc:
         raise ScenarioError(exc.problem, path=f"{path}.{exc.param}") from None
+    for param, arg in zip(params, args, strict=True):
+        problem = _bound_problem(param, arg)
+        if problem:
+            raise ScenarioError(problem, path=f"{path}.{param}")
+    return dist
 
 
 def distribution_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) fragment for a distribution value, as ``$defs`` entry."""
-    num = {"type": "number"}
+    num = {"type": "number", "maximum": MAX_PARAMETER}
 
     def table(name: str, props: dict[str, dict[str, Any]], doc: str) -> dict[str, Any]:
         return {
@@ -359,14 +413,16 @@ def distribution_json_schema() -> dict[str, Any]:
         }
 
     return {
-        "description": "A bare number (fixed value) or a distribution table.",
+        "description": "A bare number (fixed value) or a distribution table; a location or "
+        f"scale parameter other than 0 is at least {MIN_PARAMETER:g} (checked on loading).",
         "oneOf": [
-            {"type": "number", "minimum": 0, "description": "fixed value"},
+            {**num, "minimum": 0, "description": "fixed value"},
             table("fixed", {"value": {**num, "minimum": 0}}, "always value"),
             table("exponential", {"mean": {**num, "exclusiveMinimum": 0}}, "exponential"),
             table(
                 "lognormal",
-                {"median": {**num, "exclusiveMinimum": 0}, "sigma": {**num, "minimum": 0}},
+                {"median": {**num, "exclusiveMinimum": 0},
+                 "sigma": {"type": "number", "minimum": 0, "maximum": MAX_SIGMA}},
                 "log-normal by median (= exp(mu)) and sigma of the log",
             ),
             table(
@@ -376,7 +432,8 @@ def distribution_json_schema() -> dict[str, Any]:
             ),
             table(
                 "pareto",
-                {"scale": {**num, "exclusiveMinimum": 0}, "shape": {**num, "exclusiveMinimum": 0}},
+                {"scale": {**num, "exclusiveMinimum": 0},
+                 "shape": {"type": "number", "minimum": MIN_SHAPE}},
                 "classic Pareto, support [scale, inf), tail index shape",
             ),
         ],

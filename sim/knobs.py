@@ -122,6 +122,25 @@ MAX_COMPROMISE_GROUPS = 16
 """Upper bound of ``signers.compromise_groups``: the exact weights enumerate 2^G outcomes."""
 MAX_REPLICATIONS = 1_000_000
 """Upper bound of ``replications`` (one summary row each, kept in memory by the runner)."""
+MAX_SEED = 2**63 - 1
+"""Upper bound of ``seed``: the run tables store it as a 64-bit integer."""
+MIN_SECONDS = 1e-3
+"""Lower bound of the time knobs that must be > 0 (``epoch_s``, ``horizon_s``, ...): a
+millisecond; shorter ones make epoch numbers overflow or a replication loop without end."""
+MAX_SECONDS = 1e9
+"""Upper bound of every time knob (about 31.7 years): epochs (<= 1e12 of them) fit SQLite."""
+MAX_EPOCHS = 1_000_000_000
+"""Upper bound of ``governance.vote_period_epochs`` (deadline epochs fit SQLite integers)."""
+MAX_OUTAGE_RATE_PER_H = 3600.0
+"""Upper bound of ``mirrors.outage_rate_per_h``: one outage per second per mirror."""
+MAX_RETRIES = 100
+"""Upper bound of ``fleet.max_retries`` (with ``backoff_factor <= MAX_BACKOFF_FACTOR`` the
+longest backoff stays a finite float)."""
+MAX_BACKOFF_FACTOR = 100.0
+"""Upper bound of ``fleet.backoff_factor``."""
+MIN_LIVENESS_THRESHOLD = 1e-6
+"""Lower bound of ``consensus.liveness_threshold``: it is read as a fraction with a
+denominator of at most 1,000,000, so a smaller one would round to 0."""
 
 SECTIONS: dict[str, tuple[type, str]] = {
     "signers": (Signers, "release signers: who attests builds, churn, rotation, compromise"),
@@ -145,14 +164,15 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob("replications", "int", 20, "", "independent replications per run", minimum=1,
          maximum=MAX_REPLICATIONS),
-    Knob("seed", "int", 20261127, "", "root seed; replication i uses (seed, i)", minimum=0),
+    Knob("seed", "int", 20261127, "", "root seed; replication i uses (seed, i)", minimum=0,
+         maximum=MAX_SEED),
     Knob("horizon_s", "float", 6 * _H, "s", "simulated time to run each replication",
-         minimum=0, exclusive_minimum=True),
+         minimum=MIN_SECONDS, maximum=MAX_SECONDS),
     Knob("sla_s", "float", 3600.0, "s",
          "a node not running the release sla_s after activation counts as lagging",
-         minimum=0, exclusive_minimum=True),
+         minimum=MIN_SECONDS, maximum=MAX_SECONDS),
     Knob("epoch_s", "float", 60.0, "s", "length of one chain epoch",
-         minimum=0, exclusive_minimum=True),
+         minimum=MIN_SECONDS, maximum=MAX_SECONDS),
     # [signers]
     Knob("signers.n", "int", 7, "", "configured release signers", minimum=1, maximum=1000),
     Knob("signers.threshold", "int", 5, "", "attestations needed for a ReleaseVote",
@@ -162,14 +182,14 @@ KNOBS: tuple[Knob, ...] = (
          "stationary from t = 0)", minimum=0, maximum=1),
     Knob("signers.mean_offline_s", "float", 1800.0, "s",
          "mean offline spell; mean online spell = mean_offline_s * a / (1 - a), "
-         "a = availability", minimum=0, exclusive_minimum=True),
+         "a = availability", minimum=MIN_SECONDS, maximum=MAX_SECONDS),
     Knob("signers.signing_delay", "dist", LogNormal(120.0, 0.8), "s",
          "from build (or coming back online) to an online signer's attestation"),
     Knob("signers.rotation_interval_s", "float", 0.0, "s",
          "every this long, the rotation_count oldest keys leave the set and new ones join "
          "(0 = never); with signers.compromised the compromised keys are the oldest, so "
          "they leave first",
-         minimum=0),
+         minimum=0, maximum=MAX_SECONDS),
     Knob("signers.rotation_count", "int", 1, "", "keys swapped at each rotation",
          minimum=0, max_key="signers.n"),
     Knob("signers.threshold_schedule", "schedule", (), "",
@@ -195,7 +215,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("governance.vote_period_epochs", "int", 30, "epochs",
          "from proposal to the tally at the deadline epoch (proposal epoch + this): votes "
          "count through the deadline epoch, the tally closes it at its end and records "
-         "activated_epoch = the deadline epoch", minimum=0),
+         "activated_epoch = the deadline epoch", minimum=0, maximum=MAX_EPOCHS),
     Knob("governance.vote_quorum", "float", 0.5, "fraction",
          "fraction of total stake that must vote yes", minimum=0, maximum=1),
     Knob("governance.validators", "int", 50, "", "voting validators", minimum=1,
@@ -217,7 +237,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("release.artifact_size_mb", "float", 80.0, "MB",
          "simulated size of the build (download and hashing time)",
          minimum=0, exclusive_minimum=True),
-    Knob("release.build_at_s", "float", 0.0, "s", "when the build is produced", minimum=0),
+    Knob("release.build_at_s", "float", 0.0, "s", "when the build is produced", minimum=0,
+         maximum=MAX_SECONDS),
     Knob("release.bad_release", "bool", False, "",
          "marks the build as defective (a label for reports; the failure rate itself is "
          "startup_failure_prob)"),
@@ -227,7 +248,7 @@ KNOBS: tuple[Knob, ...] = (
     # [adversary]
     Knob("adversary.attack_at_s", "float", 0.0, "s",
          "when the adversary submits its malicious build (only if it holds a key)",
-         minimum=0),
+         minimum=0, maximum=MAX_SECONDS),
     Knob("adversary.keys_held", "int", -1, "keys",
          "-1 = the keys the compromise model draws; J >= 0 = condition on exactly J "
          "compromised keys, drawn from the model's exact conditional distribution given J "
@@ -243,7 +264,8 @@ KNOBS: tuple[Knob, ...] = (
          "concurrent downloads per mirror (others queue)", minimum=1, maximum=1_000_000),
     Knob("mirrors.outage_rate_per_h", "float", 0.1, "1/h",
          "outage events per mirror per hour (Poisson); with correlation c and M mirrors a "
-         "mirror goes down at rate*(1 - c + c*M) per hour", minimum=0),
+         "mirror goes down at rate*(1 - c + c*M) per hour", minimum=0,
+         maximum=MAX_OUTAGE_RATE_PER_H),
     Knob("mirrors.outage_duration", "dist", Exponential(600.0), "s", "length of an outage"),
     Knob("mirrors.correlated_outage_prob", "float", 0.1, "probability",
          "that an outage hits all mirrors at once", minimum=0, maximum=1),
@@ -255,18 +277,19 @@ KNOBS: tuple[Knob, ...] = (
          maximum=MAX_NODES, bytes_each=NODE_BYTES),
     Knob("fleet.poll_interval_s", "float", 600.0, "s",
          "how often a node checks for an activated release (0 = it learns at once)",
-         minimum=0),
+         minimum=0, maximum=MAX_SECONDS),
     Knob("fleet.fetch_timeout_s", "float", 600.0, "s",
          "a download attempt fails when it has not finished downloading this long after it "
          "asked its mirror for a slot (time queued for a slot counts: a request still "
          "queued then leaves the queue and fails over to the next mirror)",
-         minimum=0, exclusive_minimum=True),
+         minimum=MIN_SECONDS, maximum=MAX_SECONDS),
     Knob("fleet.max_retries", "int", 5, "",
          "failed fetches retried per round; a node that used up a round starts a new one "
-         "at its next poll", minimum=0),
-    Knob("fleet.backoff_base_s", "float", 10.0, "s", "wait before the first retry", minimum=0),
+         "at its next poll", minimum=0, maximum=MAX_RETRIES),
+    Knob("fleet.backoff_base_s", "float", 10.0, "s", "wait before the first retry", minimum=0,
+         maximum=MAX_SECONDS),
     Knob("fleet.backoff_factor", "float", 2.0, "", "each further retry waits this much longer",
-         minimum=1),
+         minimum=1, maximum=MAX_BACKOFF_FACTOR),
     Knob("fleet.hash_speed_mbps", "dist", LogNormal(400.0, 0.6), "MB/s",
          "per node hashing throughput (verification time = artifact_size_mb / this)",
          positive=True),
@@ -282,7 +305,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("rollout.waves", "fractions", (0.01, 0.1, 0.5, 1.0), "fraction",
          "waves: cumulative fleet fractions, strictly increasing, ending at 1.0"),
     Knob("rollout.wave_interval_s", "float", 1800.0, "s", "waves: time between two waves",
-         minimum=0),
+         minimum=0, maximum=MAX_SECONDS),
     Knob("rollout.halt_failure_rate", "float", 0.05, "fraction",
          "waves: halt when failed startups / nodes that tried the new build exceeds this",
          minimum=0, maximum=1),
@@ -297,8 +320,8 @@ KNOBS: tuple[Knob, ...] = (
          choices=("rolling", "halt_at_height")),
     Knob("consensus.liveness_threshold", "float", 2.0 / 3.0, "fraction",
          "blocks are produced while the voting power up (and, past an upgrade height, on "
-         "the release) is more than this share of the total", minimum=0,
-         exclusive_minimum=True, maximum=0.999999),
+         "the release) is more than this share of the total",
+         minimum=MIN_LIVENESS_THRESHOLD, maximum=0.999999),
     Knob("consensus.upgrade_after_epochs", "int", 30, "epochs",
          "halt_at_height: the upgrade height is this many epochs after the activation",
          minimum=0, maximum=10_000_000),
@@ -417,6 +440,8 @@ __all__ = [
     "BY_KEY",
     "KNOBS",
     "MAX_COMPROMISE_GROUPS",
+    "MAX_SECONDS",
+    "MIN_SECONDS",
     "SECTIONS",
     "TOP_KEYS",
     "Adversary",

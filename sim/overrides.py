@@ -3,9 +3,11 @@
 ``apply_overrides(data, ["fleet.nodes=500", "mirrors.latency.median=0.5"])`` returns a
 copy of the data with each value set (read as a TOML value when it parses as one); the
 caller validates the result (``sim.scenario.scenario_from_dict``). An unknown key path
-(with a close match suggested) or an item without ``=`` raises ``ScenarioError``.
+(with a close match suggested), an item without ``=`` or a value whose arrays and tables
+nest more than ``sim.scenario_limits.MAX_NESTING`` (32) deep raises ``ScenarioError``.
 
-Imports the standard library and ``sim.knobs``/``sim.distributions``/``sim.errors`` only.
+Imports the standard library and ``sim.knobs``/``sim.distributions``/``sim.errors``/
+``sim.scenario_limits`` only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from releasesim.sim.knobs import (
     Knob,
     is_number,
 )
+from releasesim.sim.scenario_limits import check_toml_nesting
 
 # --------------------------------------------------------------------------------------
 
@@ -35,7 +38,7 @@ def _parse_value(raw: str) -> Any:
     """``raw`` as a TOML value when it is one (``500``, ``true``, ``{dist = ...}``), else str."""
     try:
         parsed = tomllib.loads(f"v = {raw}")
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return raw
     return parsed["v"] if list(parsed) == ["v"] else raw
 
@@ -77,6 +80,7 @@ def apply_overrides(
             raise ScenarioError("expected key.path=value", path=f"--set {item}", source=source)
         try:
             knob, param = _override_knob(key)
+            check_toml_nesting(raw, path_prefix=key)
         except ScenarioError as exc:
             raise exc.with_source(source) from None
         value = _parse_value(raw.strip())

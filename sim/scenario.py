@@ -12,10 +12,14 @@ Any mistake raises ``sim.errors.ScenarioError`` with a one-line message
 ``"<file>: <key.path>: <what is wrong>"``: an unknown key, a wrong type, a value out of
 range, a cross-field rule (``signers.threshold <= signers.n``, waves ending at 1.0, the
 fixed and the probabilistic compromise models not both, a possible ``adversary.keys_held``) or a
-malformed TOML file (``"<file>: line N: invalid TOML: ..."``).
+malformed TOML file (``"<file>: line N: invalid TOML: ..."``). Besides each knob's range
+(``sim.knobs``, e.g. time knobs in ``[1e-3, 1e9]`` s) and each distribution parameter's
+(``sim.distributions``), ``sim.scenario_limits`` refuses arrays and tables nested more than
+32 deep (before the TOML parser sees them) and knob values whose signer, rotation or outage
+processes would need more than 10,000,000 events per replication.
 
 Imports the standard library, ``blake3`` and ``sim.knobs``/``sim.distributions``/
-``sim.errors``/``sim.compromise`` only; must not import ``simpy``, ``model``, ``reports``
+``sim.errors``/``sim.compromise``/``sim.scenario_limits`` only; must not import ``simpy``, ``model``, ``reports``
 or the rest of ``sim``.
 """
 
@@ -42,6 +46,7 @@ from releasesim.sim.errors import ScenarioError
 from releasesim.sim.knobs import (
     KNOBS,
     MAX_COMPROMISE_GROUPS,
+    MAX_SECONDS,
     SECTIONS,
     TOP_KEYS,
     CompromiseGroup,
@@ -54,6 +59,11 @@ from releasesim.sim.knobs import (
     is_number,
     memory_text,
     plain,
+)
+from releasesim.sim.scenario_limits import (
+    check_data_nesting,
+    check_event_budget,
+    check_toml_nesting,
 )
 
 _DEFAULTS: dict[str, Any] = {k.key: k.default for k in KNOBS}
@@ -169,8 +179,9 @@ def _convert_schedule(raw: Any, path: str) -> tuple[ThresholdChange, ...]:
             if key not in item:
                 raise ScenarioError("missing", path=f"{where}.{key}")
         at_s, threshold = item["at_s"], item["threshold"]
-        if not is_number(at_s) or not math.isfinite(at_s) or at_s < 0:
-            raise ScenarioError(f"must be a number >= 0, got {got(at_s)}", path=f"{where}.at_s")
+        if not is_number(at_s) or not math.isfinite(at_s) or not 0 <= at_s <= MAX_SECONDS:
+            raise ScenarioError(f"must be a number in [0, {MAX_SECONDS:g}], got {got(at_s)}",
+                                path=f"{where}.at_s")
         if out and at_s <= out[-1].at_s:
             raise ScenarioError(
                 f"must be > the previous entry's at_s ({out[-1].at_s:g}), got {got(at_s)}",
@@ -359,6 +370,7 @@ def _build(data: Mapping[str, Any]) -> Scenario:
             )
     _check_compromise(values)
     _check_consensus(values)
+    check_event_budget(values)
 
     sections = {
         name: cls(**{k.name: values[k.key] for k in KNOBS if k.section == name})
@@ -373,6 +385,7 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Scena
     ``source`` names the origin in error messages (``"<source>: <key.path>: ..."``).
     """
     try:
+        check_data_nesting(data)
         return _build(data)
     except ScenarioError as exc:
         raise exc.with_source(source) from None
@@ -402,7 +415,12 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
     except OSError as exc:
         raise ScenarioError(f"cannot read: {exc.strerror or exc}", source=label) from None
     try:
+        check_toml_nesting(text)
         return tomllib.loads(text)
+    except ScenarioError as exc:
+        raise exc.with_source(label) from None
+    except RecursionError:  # the nesting check should make this unreachable
+        raise ScenarioError("invalid TOML: nested too deep", source=label) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)

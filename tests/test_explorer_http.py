@@ -259,9 +259,24 @@ def test_cache_for_15_seconds_with_an_injected_clock(explorer: Explorer, db: Pat
     assert explorer.get("/releases?page=x")[1].get("X-Cache") is None
 
 
-def test_serving_persists_the_release_history_table(explorer: Explorer, db: Path) -> None:
+def test_serving_never_writes_the_store_and_persist_history_does(
+    explorer: Explorer, db: Path
+) -> None:
+    """The seed's server upserted ``release_history`` on every cache miss; ours only reads
+    (the store's bytes do not change), and ``explorer persist-history`` writes the table."""
+    before = db.read_bytes()
     assert explorer.json("/releases?page_size=1")[0] == 200
-    with GovernanceStore.open(db, create=False) as store:
+    assert explorer.json("/releases?page_size=2")[0] == 200
+    assert db.read_bytes() == before
+    with GovernanceStore.open_readonly(db) as store:
+        assert persisted_release_history(store) == []
+    done = subprocess.run(
+        [sys.executable, "-m", "releasesim.cli.main", "explorer", "persist-history",
+         "--state", str(db), "--json"], capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"store": str(db), "rows": 4}
+    with GovernanceStore.open_readonly(db) as store:
         rows = persisted_release_history(store)
     assert [r["activated_epoch"] for r in rows] == [30, 20, 10, 0]
     assert rows[-1]["proposer"] == "bob" and rows[-1]["install_count"] == 2
