@@ -104,6 +104,8 @@ def _print_text(report: Any, directory: Path) -> None:
             continue
         for rule in found.rules[:2] or ["no box denser than the whole table"]:
             print(f"where {found.interest.text}: {rule}")
+        if found.note is not None:
+            print(f"  ({found.note})")
     print(f"report: {directory / 'report.html'}", file=sys.stderr)
 
 

@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report", help="(re)build report.html, report.md and the PNGs of a run directory",
         description="Rebuild the blast-radius report from a run directory's tables.")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                        help="a run directory written by releasesim run")
+                        help="a run directory (releasesim run) or an exploration directory"
+                        " (releasesim explore)")
     report.add_argument("--out", type=Path, metavar="DIR",
                         help="write the report here instead of into RUN_DIR")
     report.set_defaults(func=cmd_report)

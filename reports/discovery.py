@@ -280,10 +280,12 @@ def _quasi_p(inp: Inputs, y: np.ndarray, box: dict[str, Restriction],
 
 
 def _peel_step(inp: Inputs, y: np.ndarray, idx: np.ndarray, box: dict[str, Restriction],
-               alpha: float, n_min: int) -> tuple[np.ndarray, dict[str, Restriction]] | None:
+               alpha: float, n_min: int, lenient: bool = True,
+               ) -> tuple[np.ndarray, dict[str, Restriction]] | None:
     """The best peel of the box with rows ``idx``, or ``None`` when every peel is too big."""
     n = idx.size
     m = max(1, round(alpha * n))
+    base = float(y[idx].mean())
     best: tuple[float, int] | None = None
     chosen: tuple[np.ndarray, dict[str, Restriction]] | None = None
     for j, name in enumerate(inp.names):
@@ -307,9 +309,13 @@ def _peel_step(inp: Inputs, y: np.ndarray, idx: np.ndarray, box: dict[str, Restr
                 cands.append((v != code, Levels(tuple(x for x in allowed if x != levels[code]))))
         for keep, restriction in cands:
             size = int(keep.sum())
-            if size < n_min:
+            if size < n_min or size == n:
                 continue
-            score = (float(y[idx[keep]].mean()), size)
+            # density gained per share of the box peeled away (Friedman & Fisher 1999,
+            # sec. 8; EMA Workbench's "lenient" criterion): a peel that drops a whole level
+            # of an integer or categorical knob must earn its larger bite
+            gain = float(y[idx[keep]].mean()) - base
+            score = (gain / ((n - size) / n) if lenient else gain, size)
             if best is None or score > best:
                 best, chosen = score, (idx[keep], {**box, name: restriction})
     return chosen
@@ -360,12 +366,20 @@ def make_box(inp: Inputs, y: np.ndarray, box: dict[str, Restriction], positions:
 
 def prim(table: pd.DataFrame, y: object, inputs: Sequence[str], *, alpha: float = 0.05,
          min_coverage: float = 0.5, mass_min: float = 0.05, paste: bool = True,
-         max_qp: float | None = 0.05, n_boxes: int = 1) -> PrimResult:
+         max_qp: float | None = 0.05, n_boxes: int = 1,
+         peel_criterion: str = "lenient") -> PrimResult:
     """Find up to ``n_boxes`` boxes where the yes/no outcome ``y`` is concentrated.
 
     ``y`` is a bool (or 0/1) array or Series with one value per row, or an outcome column
     name; ``inputs`` are the varied knobs' columns. See the module docstring for the method.
+    ``peel_criterion``: ``"lenient"`` (default) picks the peel with the largest density gain
+    per share of the box removed, so dropping a whole level of an integer or categorical
+    knob (often far more than ``alpha`` of the rows) must earn its bite; ``"density"``
+    picks the peel leaving the densest box (Friedman & Fisher's plain rule).
     """
+    if peel_criterion not in ("lenient", "density"):
+        raise DiscoveryError(f"peel_criterion must be lenient or density, got {peel_criterion!r}")
+    lenient = peel_criterion == "lenient"
     if not 0.0 < alpha < 0.5:
         raise DiscoveryError(f"alpha must be in (0, 0.5), got {alpha}")
     if not 0.0 <= min_coverage <= 1.0:
@@ -388,7 +402,7 @@ def prim(table: pd.DataFrame, y: object, inputs: Sequence[str], *, alpha: float 
         steps: list[tuple[np.ndarray, dict[str, Restriction]]] = [(idx, box)]
         n_min = max(1, math.ceil(mass_min * n))
         while 0 < ys[idx].sum() < idx.size and (nxt := _peel_step(inp, ys, idx, box, alpha,
-                                                                   n_min)):
+                                                                   n_min, lenient)):
             idx, box = nxt[0], normalize(inp, nxt[1])
             steps.append((idx, box))
         traj = pd.DataFrame([

@@ -103,6 +103,7 @@ class Discovery:
     boxes: pd.DataFrame | None
     tree_rules: list[str]
     problem: str | None = None
+    note: str | None = None
 
 
 @dataclass(slots=True)
@@ -174,18 +175,25 @@ def sensitivity_of(tables: ExplorationTables, outcome: str, seed: int = 0
 
 def discover(tables: ExplorationTables, interest: Interest) -> Discovery:
     """PRIM boxes and tree leaves of one outcome of interest; ``problem`` says why none."""
+    note = None
     try:
         if interest.column not in tables.experiments.columns:
             raise DiscoveryError(f"no column {interest.column!r} in the experiments table")
         frame = tables.experiments
+        undefined = frame[interest.column].isna()
+        if undefined.any():  # a figure defined only for some replications: say so
+            note = (f"{interest.column} is defined in {int((~undefined).sum())} of"
+                    f" {len(frame)} replications (undefined, e.g. when the release never"
+                    " activated, in the others): boxes are over the defined ones only")
+            frame = frame[~undefined].reset_index(drop=True)
         y = outcome_of_interest(frame, interest.column, interest.op, interest.threshold)
         result = prim(frame, y, tables.knobs)
         tree = decision_tree(frame, y, tables.knobs)
     except DiscoveryError as exc:
-        return Discovery(interest, None, [], None, [], problem=str(exc))
+        return Discovery(interest, None, [], None, [], problem=str(exc), note=note)
     boxes = boxes_table(result.boxes, result.base_rate, interest.text)
     return Discovery(interest, result, list(boxes["rule"]), boxes,
-                     tree_rules(tree, interest.text))
+                     tree_rules(tree, interest.text), note=note)
 
 
 def build_exploration_report(
@@ -280,7 +288,7 @@ def _sections(report: ExplorationReport) -> list[tuple[str, list[Any]]]:
     if report.skipped:
         out.append(("Sensitivity", list(report.skipped)))
     for n, found in enumerate(report.discovery, 1):
-        blocks = []
+        blocks = [] if found.note is None else [f"Read with care: {found.note}."]
         if found.problem is not None:
             blocks.append(f"No boxes: {found.problem}.")
         else:
@@ -367,7 +375,8 @@ def report_json(report: ExplorationReport) -> dict[str, Any]:
             "points_used": r.points_used, "replications": r.replications,
             "warnings": list(r.warnings)} for r in report.sensitivity],
         "discovery": [{
-            "interest": d.interest.text, "problem": d.problem, "rules": d.rules,
+            "interest": d.interest.text, "problem": d.problem, "note": d.note,
+            "rules": d.rules,
             "boxes": [] if d.boxes is None else records(d.boxes),
             "tree_rules": d.tree_rules} for d in report.discovery],
     }

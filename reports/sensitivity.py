@@ -262,10 +262,11 @@ def analyze_sensitivity(
     kept_points = np.repeat(complete, block)
     n_base = int(complete.sum())
     unit_name = "Sobol base samples" if design == "sobol" else "Morris trajectories"
+    one_unit = "Sobol block" if design == "sobol" else "Morris trajectory"
     if not complete.all():
         missing = int(np.isnan(values.means).sum())
         notes.append(f"{missing} design points have no value of {outcome}; dropped with "
-                     f"their {unit_name[:-1]} ({n_base} of {len(complete)} {unit_name} left)")
+                     f"their {one_unit} ({n_base} of {len(complete)} {unit_name} left)")
     means = values.means[kept_points]
     replications = int(values.counts.max()) if len(values.counts) else 0
     share = noise_share(means, values.within[kept_points], values.counts[kept_points])

@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import sys
 import time
@@ -221,6 +222,17 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context()
 
 
+def _worker_signals() -> None:
+    """In a pool worker: SIGTERM ends the process (its default action).
+
+    A forked worker inherits the runner's SIGTERM handler (``runner.sigterm_as_exit``),
+    which raises ``SystemExit``; the pool's task wrapper catches that and returns it as the
+    task's result, so a terminated worker went on computing its queued chunks and an
+    interrupted run waited for them (minutes on a loaded machine).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run_process(
     fn: ReplicationFn,
     scenario: Any,
@@ -234,7 +246,8 @@ def run_process(
     workers = min(workers or default_workers(), replications)
     size = chunk_size(replications, workers)
     chunks = [list(range(i, min(i + size, replications))) for i in range(0, replications, size)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
+                             initializer=_worker_signals) as pool:
         pending: set[Future[list[Any]]] = {
             pool.submit(_run_chunk, fn, scenario, seed, chunk, keep_store) for chunk in chunks
         }
@@ -245,11 +258,20 @@ def run_process(
                     yield from future.result()
         except BaseException:
             # interrupted (Ctrl-C, SIGTERM, a failed replication): do not wait for the
-            # chunks still running, stop their workers
-            for future in pending:
-                future.cancel()
-            for process in list(getattr(pool, "_processes", {}).values()):
+            # chunks still running, stop their workers (SIGTERM, which ends them at once:
+            # see ``_worker_signals``). The pool then finds itself broken and fails every
+            # pending future; they are not cancelled here, because the pool's manager
+            # thread would crash setting an exception on a cancelled future (CPython 3.11)
+            workers_alive = list(getattr(pool, "_processes", {}).values())
+            for process in workers_alive:
                 process.terminate()
+            for process in workers_alive:  # one that started before its SIGTERM reset
+                process.join(timeout=2)
+                if process.is_alive():
+                    process.kill()
+            call_queue = getattr(pool, "_call_queue", None)
+            if call_queue is not None:  # its feeder may be blocked on a pipe no one reads
+                call_queue.cancel_join_thread()
             raise
 
 

@@ -19,8 +19,8 @@ malformed TOML file (``"<file>: line N: invalid TOML: ..."``). Besides each knob
 processes would need more than 10,000,000 events per replication.
 
 Imports the standard library, ``blake3`` and ``sim.knobs``/``sim.distributions``/
-``sim.errors``/``sim.compromise``/``sim.scenario_limits`` only; must not import ``simpy``, ``model``, ``reports``
-or the rest of ``sim``.
+``sim.errors``/``sim.compromise``/``sim.scenario_limits`` only; must not import ``simpy``,
+``model``, ``reports`` or the rest of ``sim``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ parameter); this module holds the limits that look at more than one value:
   mean_offline_s``), key rotations (``horizon_s / rotation_interval_s``) and mirror
   outages (``outage_rate_per_h / 3600 * count * (horizon_s + W)``, ``W`` the mean outage
   duration, or the 7-day warm-up window of ``sim.mirrors`` when that mean is infinite).
-  ``check_event_budget`` refuses more, naming the knob and how many events it would take.
+  ``check_event_budget`` refuses more, naming the knob and how many events it would take
+  (for outages ``outage_duration`` when its term is the larger, else ``outage_rate_per_h``).
 
 Every refusal is a one-line ``sim.errors.ScenarioError``. Imports the standard library and
 ``sim.errors`` only; must not import ``simpy``, ``numpy``, ``model`` or ``reports``.
@@ -157,7 +158,8 @@ def check_event_budget(values: Mapping[str, Any]) -> None:
     if rate_per_s > 0 and not duration.is_zero:
         mean = float(duration.mean)
         window = mean if math.isfinite(mean) else OUTAGE_WARM_UP_S
-        _refuse("mirrors.outage_rate_per_h", "mirror outages (over horizon_s, plus those in "
-                "progress at time 0) would begin", rate_per_s * (horizon + window),
+        knob = "mirrors.outage_duration" if window > horizon else "mirrors.outage_rate_per_h"
+        _refuse(knob, "mirror outages (over horizon_s, plus those in progress at time 0) "
+                "would begin", rate_per_s * (horizon + window),
                 "lower mirrors.outage_rate_per_h, mirrors.count or mirrors.outage_duration, "
                 "or shorten horizon_s")

@@ -120,7 +120,7 @@ def count(table: pd.DataFrame, restrictions: dict) -> tuple[int, int]:
 def test_box_arithmetic_against_a_hand_count() -> None:
     table = small_table()
     result = prim(table, "stall", ["poll", "mode", "x"], alpha=0.1, min_coverage=0.6,
-                  mass_min=0.1, max_qp=None)
+                  mass_min=0.1, max_qp=None, peel_criterion="density")
     (box,) = result.boxes
     # all_at_once rows are the odd ones (poll 60 or 120); poll < 120 leaves 1, 5, 9, 13, 17
     assert box.restrictions == {"poll": Interval(None, 120.0), "mode": Levels(("all_at_once",))}

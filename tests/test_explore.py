@@ -162,3 +162,41 @@ def test_an_existing_out_is_refused_and_report_rebuilds_the_exploration(
     assert "Sensitivity of lagging_fraction" in page and "Morris" in page
     assert "<script" not in page and 'src="http' not in page
     assert 'src="data:image/png;base64,' in page
+
+
+def test_a_dask_cluster_gives_the_same_experiments(tmp_path: Path) -> None:
+    """The same plan on a Dask LocalCluster (2 workers) and in this process: equal tables."""
+    pytest.importorskip("distributed")
+    from releasesim.sim.explore import plan_exploration, run_exploration
+
+    plan = plan_exploration(
+        "baseline", ["fleet.poll_interval_s=60.0..600", "signers.threshold=2..5"],
+        design="lhs", samples=5, replications=2, seed=4,
+        base_overrides=["fleet.nodes=15"], executor="serial",
+    )
+    serial = run_exploration(plan, executor="serial").experiments
+    dask = run_exploration(plan, executor="dask").experiments
+    pd.testing.assert_frame_equal(dask, serial)
+
+
+def test_discovery_over_a_figure_defined_only_in_some_replications_says_so() -> None:
+    """Rows where the outcome is undefined (NaN) are left out, and the note says how many."""
+    import numpy as np
+
+    from releasesim.reports.exploration import ExplorationTables
+
+    rng = np.random.default_rng(3)
+    knob = rng.uniform(0, 1, 400)
+    outcome = np.where(knob > 0.7, 0.2, 0.01)
+    outcome[rng.uniform(0, 1, 400) < 0.25] = np.nan  # e.g. never activated
+    frame = pd.DataFrame({"point": range(400), "replication": 0, "seed": 1, "x": knob,
+                          "lagging_fraction": outcome})
+    tables = ExplorationTables(frame, {"knobs": [{"name": "x"}]}, np.zeros((400, 1)),
+                               Path("."))
+    found = discover(tables, parse_interest("lagging_fraction>0.05"))
+    defined = int(np.isfinite(outcome).sum())
+    assert found.problem is None and found.note is not None
+    assert f"defined in {defined} of 400" in found.note
+    assert found.prim is not None and found.prim.n == defined
+    box = found.prim.boxes[0]
+    assert box.density == 1.0 and abs(box.restrictions["x"].low - 0.7) < 0.05

@@ -15,8 +15,12 @@ SMALL = {
     "RELEASESIM_NB_REPLICATIONS": "4",
     "RELEASESIM_NB_EXECUTOR": "serial",
     "RELEASESIM_NB_THRESHOLDS": "2..4",
+    "RELEASESIM_NB_SAMPLES": "4",  # Morris trajectories; Sobol N = 8, 40 LHS points
 }
-NAMES = ("explore_blast_radius.ipynb", "threshold_tuning.ipynb")
+NAMES = ("explore_blast_radius.ipynb", "threshold_tuning.ipynb",
+         "what_drives_the_blast_radius.ipynb")
+# files a notebook must leave in its working directory (and nowhere else)
+WRITES = {"what_drives_the_blast_radius.ipynb": ("explorations/*/report.html", 3)}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -39,3 +43,6 @@ def test_notebook_executes(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, "the notebook shows its figures"
+    if name in WRITES:
+        pattern, count = WRITES[name]
+        assert len(list(tmp_path.glob(pattern))) == count
