@@ -146,7 +146,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             exploration = run_exploration(
                 plan, executor=args.executor, scheduler=args.scheduler, out_dir=out,
                 resume=args.resume, argv=sys.argv,
-                on_replication=lambda n: [progress.tick() for _ in range(n)],
+                on_replication=progress.tick,
             )
         if exploration.resumed_points:
             print(f"resumed: {exploration.resumed_points} of {plan.design.size} points were"

@@ -93,11 +93,11 @@ class StepProgress:
         else:
             print(line, file=self.stream, flush=True)
 
-    def tick(self) -> None:
-        """One replication finished (the runner's per-replication hook)."""
-        self._ticked += 1
+    def tick(self, n: int = 1) -> None:
+        """``n`` replications finished (the runner's per-replication hook)."""
+        self._ticked += n
         if self._bar is not None:
-            self._bar.advance(1)
+            self._bar.advance(n)
 
     def step(self, replications: int, line: str) -> None:
         now = time.perf_counter()

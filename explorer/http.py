@@ -51,7 +51,6 @@ from releasesim.explorer.stores import (
     OutsideStoreRoot,
     SnapshotCache,
     StoreRoot,
-    open_readonly,
     reading,
 )
 from releasesim.model.errors import InputError, ReleasesimError, StoreError
@@ -220,9 +219,9 @@ class ExplorerApp:
 
     # -- endpoints ---------------------------------------------------------------------
     def _open(self, path: Path) -> GovernanceStore:
-        """Open a store read-only (``stores.open_readonly``)."""
+        """Open a store read-only (``GovernanceStore.open_readonly``)."""
         try:
-            return open_readonly(path)
+            return GovernanceStore.open_readonly(path)
         except OSError as exc:  # e.g. a file name too long for the OS
             reason = exc.strerror or type(exc).__name__
             raise StoreError(f"governance store {path}: cannot open: {reason}") from None

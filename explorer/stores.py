@@ -35,7 +35,7 @@ from typing import Any
 
 from releasesim.model.errors import StoreError
 from releasesim.model.explorer import HistoryQuery, InvalidParameter, history_entry
-from releasesim.model.store import ApprovedRelease, GovernanceStore, InstallRecord
+from releasesim.model.store import ApprovedRelease, GovernanceStore, InstallRecord, connect
 
 READ_BUSY_TIMEOUT_S = 2.0
 MAX_SNAPSHOTS = 8
@@ -69,24 +69,6 @@ class StoreRoot:
         return resolved
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    where = f"governance store {path}"
-    try:
-        if path.is_dir():
-            raise StoreError(f"{where}: is a directory, not a store file")
-        if not path.exists():
-            raise StoreError(f"{where}: does not exist")
-    except OSError as exc:  # a name too long, a folder that cannot be searched, ...
-        raise StoreError(f"{where}: cannot open read-only: {exc.strerror}") from None
-    try:
-        return sqlite3.connect(
-            f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
-            timeout=READ_BUSY_TIMEOUT_S, check_same_thread=False,
-        )
-    except (sqlite3.Error, ValueError) as exc:
-        raise StoreError(f"{where}: cannot open read-only: {exc}") from None
-
-
 @contextmanager
 def reading(path: Path | str) -> Iterator[None]:
     """Turn a SQLite failure while a store is read (busy, damaged pages) into a ``StoreError``."""
@@ -96,11 +78,6 @@ def reading(path: Path | str) -> Iterator[None]:
         raise StoreError(f"governance store {path}: busy or unreadable ({exc})") from None
     except sqlite3.Error as exc:
         raise StoreError(f"governance store {path}: not a usable store ({exc})") from None
-
-
-def open_readonly(path: Path) -> GovernanceStore:
-    """The store at ``path`` opened to read only; raises ``StoreError``."""
-    return GovernanceStore.open_readonly(path)
 
 
 @dataclass(slots=True)
@@ -203,7 +180,7 @@ class SnapshotCache:
 
     def __init__(
         self,
-        open_store: Callable[[Path], GovernanceStore] = open_readonly,
+        open_store: Callable[[Path], GovernanceStore] = GovernanceStore.open_readonly,
         max_stores: int = MAX_SNAPSHOTS,
     ) -> None:
         self._open = open_store
@@ -218,7 +195,7 @@ class SnapshotCache:
             if tracked is not None and tracked.identity == identity:
                 self._tracked.move_to_end(path)
                 return tracked
-        watch = _connect_readonly(path)  # raises StoreError for a missing file
+        watch = connect(path, readonly=True, timeout=READ_BUSY_TIMEOUT_S)  # StoreError if missing
         fresh = _Tracked(watch, identity)
         with self._lock:
             replaced = self._tracked.pop(path, None)

@@ -71,6 +71,7 @@ from releasesim.model.store_schema import (
 __all__ = [
     "APPLICATION_ID", "BUSY_TIMEOUT_S", "CHOICES", "MAX_STAKE", "READ_BUSY_TIMEOUT_S",
     "SCHEMA_VERSION", "STATUSES", "ApprovedRelease", "GovernanceStore", "InstallRecord",
+    "connect",
     "Proposal", "StoreCorrupt", "Vote", "stake_text", "to_stake",
 ]
 
@@ -80,6 +81,39 @@ READ_BUSY_TIMEOUT_S = 5.0  # a reader waits only for a rollback-journal commit, 
 
 def _labels_key(labels: dict[str, str]) -> str:
     return ",".join(f'{k}="{labels[k]}"' for k in sorted(labels))
+
+
+def connect(
+    path: Path, *, readonly: bool, create: bool = False, timeout: float | None = None
+) -> sqlite3.Connection:
+    """A SQLite connection to the store file at ``path``: ``mode=ro`` for a reader (SQLite
+    itself then refuses every write, journal switches too), else a writer's connection
+    (a missing file only with ``create``, in an existing folder). Raises a one-line
+    ``StoreError`` for a folder, a missing file or a path the OS refuses."""
+    where = f"governance store {path}"
+    try:
+        if path.is_dir():
+            raise StoreError(f"{where}: is a directory, not a store file")
+        if not path.exists():
+            if readonly or not create:
+                raise StoreError(f"{where}: does not exist")
+            if not path.parent.is_dir():
+                raise StoreError(f"{where}: folder {path.parent} does not exist")
+    except OSError as exc:  # a name too long, a folder that cannot be searched, ...
+        raise StoreError(f"{where}: cannot open: {exc.strerror}") from None
+    try:
+        if readonly:
+            return sqlite3.connect(
+                f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                timeout=READ_BUSY_TIMEOUT_S if timeout is None else timeout,
+                check_same_thread=False,
+            )
+        return sqlite3.connect(
+            str(path), isolation_level=None,
+            timeout=BUSY_TIMEOUT_S if timeout is None else timeout, check_same_thread=False,
+        )
+    except (sqlite3.Error, ValueError) as exc:
+        raise StoreError(f"{where}: cannot open: {exc}") from None
 
 
 class GovernanceStore:
@@ -117,29 +151,7 @@ class GovernanceStore:
         """
         path = Path(path).expanduser()
         where = f"governance store {path}"
-        try:
-            if path.is_dir():
-                raise StoreError(f"{where}: is a directory, not a store file")
-            if not path.exists():
-                if readonly or not create:
-                    raise StoreError(f"{where}: does not exist")
-                if not path.parent.is_dir():
-                    raise StoreError(f"{where}: folder {path.parent} does not exist")
-        except OSError as exc:  # a name too long, a folder that cannot be searched, ...
-            raise StoreError(f"{where}: cannot open: {exc.strerror}") from None
-        try:
-            if readonly:  # mode=ro: SQLite itself refuses every write, journal switches too
-                db = sqlite3.connect(
-                    f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                    timeout=READ_BUSY_TIMEOUT_S, check_same_thread=False,
-                )
-            else:
-                db = sqlite3.connect(
-                    str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S,
-                    check_same_thread=False,
-                )
-        except (sqlite3.Error, ValueError) as exc:
-            raise StoreError(f"{where}: cannot open: {exc}") from None
+        db = connect(path, readonly=readonly, create=create)
         store = cls(db, str(path), readonly=readonly)
         try:
             store._initialise(create=create and not readonly)
