@@ -27,7 +27,15 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def parse_hex(text: object, nbytes: int, what: str) -> str:
-    """Return ``text`` as lowercase hex of exactly ``nbytes`` bytes, or raise naming ``what``."""
+    """Return ``text`` as lowercase hex of exactly ``nbytes`` bytes, or raise naming ``what``.
+
+    Values already accepted are answered from a bounded memo of exact strings (``_VALID``):
+    a simulated fleet parses the same few hashes and keys hundreds of thousands of times.
+    """
+    if type(text) is str:
+        valid = _VALID.get((text, nbytes))
+        if valid is not None:
+            return valid
     if not isinstance(text, str):
         raise MalformedInput(f"{what}: expected a hex string, got {type(text).__name__}")
     lowered = text.lower()
@@ -40,7 +48,16 @@ def parse_hex(text: object, nbytes: int, what: str) -> str:
             f"{what}: expected {nbytes} bytes ({2 * nbytes} hex characters), "
             f"got {len(lowered)} characters: {_show(text)}"
         )
+    if type(text) is str:
+        if len(_VALID) >= VALID_MAX:
+            _VALID.clear()
+        _VALID[(text, nbytes)] = lowered
     return lowered
+
+
+VALID_MAX = 4096
+_VALID: dict[tuple[str, int], str] = {}
+"""Exact strings already accepted by ``parse_hex``, with their lowercase form (bounded)."""
 
 
 def _show(text: str, limit: int = 24) -> str:

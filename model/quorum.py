@@ -95,14 +95,35 @@ def evaluate_quorum(
     """Count valid, distinct, trusted attestations of ``release:<build_hash>``. Never raises.
 
     Pure, so it is memoised on its exact inputs (a simulated fleet verifies the same
-    release many times); unhashable inputs are evaluated without the cache.
+    release many times); unhashable inputs are evaluated without the cache. The same
+    tuple objects asked again (ten thousand nodes checking one approval) are answered
+    by identity first, without hashing every attestation (``_RECENT``).
     """
-    attestations = tuple(attestations)
-    signer_set = tuple(signer_set)
+    if type(attestations) is tuple and type(signer_set) is tuple:
+        key = (build_hash, id(attestations), id(signer_set), threshold)
+        recent = _RECENT.get(key)
+        if recent is not None and recent[0] is attestations and recent[1] is signer_set:
+            return recent[2]
+    else:
+        attestations = tuple(attestations)
+        signer_set = tuple(signer_set)
+        key = None
     try:
-        return _evaluate_cached(build_hash, attestations, signer_set, threshold)
+        result = _evaluate_cached(build_hash, attestations, signer_set, threshold)
     except TypeError:
         return _evaluate(build_hash, attestations, signer_set, threshold)
+    if key is not None:
+        if len(_RECENT) >= RECENT_MAX:
+            _RECENT.clear()
+        # the entry holds the tuples themselves, so their ids cannot be reused while it
+        # lives; tuples of frozen attestations and strings cannot change
+        _RECENT[key] = (attestations, signer_set, result)
+    return result
+
+
+RECENT_MAX = 256
+_RECENT: dict[tuple[object, int, int, object], tuple[tuple, tuple, QuorumResult]] = {}
+"""Results by the identity of their attestation and signer-set tuples (bounded)."""
 
 
 @functools.lru_cache(maxsize=1024, typed=True)

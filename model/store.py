@@ -24,9 +24,10 @@ stored as text (``weight_exact``, ``vote_quorum_exact``) next to a float copy fo
 readers, so a tally never rounds or overflows.
 
 Rows are mapped to frozen records here, never inside domain logic; the schema, the
-records and the value checks live in ``model.store_schema`` (re-exported here). Imports
-only ``model.errors``, ``model.quorum`` (for the ``Attestation`` record) and
-``model.store_schema``.
+records and the value checks live in ``model.store_schema`` (re-exported here); the
+install ledger and the metric counters in ``model.store_ledger``. Imports only
+``model.errors``, ``model.quorum`` (for the ``Attestation`` record), ``model.store_ledger``
+and ``model.store_schema``.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ from typing import Any
 
 from releasesim.model.errors import DuplicateRelease, StoreError
 from releasesim.model.quorum import Attestation
+from releasesim.model.store_ledger import InstallLedgerMixin
 from releasesim.model.store_schema import (
     APPLICATION_ID,
     CHOICES,
     MAX_STAKE,
     MIGRATIONS,
-    RECORD_INSTALL,
     SCHEMA_VERSION,
     STATUSES,
     TABLES,
@@ -56,7 +57,6 @@ from releasesim.model.store_schema import (
     Vote,
     as_integer,
     as_keys,
-    as_number,
     as_optional_integer,
     as_stake,
     as_text,
@@ -77,10 +77,6 @@ __all__ = [
 
 BUSY_TIMEOUT_S = 30.0
 READ_BUSY_TIMEOUT_S = 5.0  # a reader waits only for a rollback-journal commit, never in WAL
-
-
-def _labels_key(labels: dict[str, str]) -> str:
-    return ",".join(f'{k}="{labels[k]}"' for k in sorted(labels))
 
 
 def connect(
@@ -116,7 +112,7 @@ def connect(
         raise StoreError(f"{where}: cannot open: {exc}") from None
 
 
-class GovernanceStore:
+class GovernanceStore(InstallLedgerMixin):
     """SQLite-backed governance state: ``open(path)`` (writer), ``open_readonly(path)``
     (reader) or ``memory()``."""
 
@@ -495,71 +491,6 @@ class GovernanceStore:
         if row is None:
             return None
         return self._field("approved_releases", row[1], "threshold", as_integer, row[0])
-
-    # -- installs ------------------------------------------------------------------
-    def record_install(self, build_hash: str, node_id: str, ts: float) -> float:
-        """Record an install and count ``release_installs_total``; returns the recorded time.
-
-        Install times per release never go backwards: a ``ts`` earlier than the latest
-        recorded install of the same release is recorded as that latest time. One
-        statement (the counter moves in a trigger), so it is atomic on its own.
-        """
-        self._require_writable()
-        try:
-            row = self._db.execute(RECORD_INSTALL, (build_hash, node_id, float(ts))).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"governance store {self.location}: write failed ({exc})") from None
-        return self._field("installs", "just recorded", "ts", as_number, row[0])
-
-    def installs(self, build_hash: str | None = None) -> list[InstallRecord]:
-        columns = "seq, build_hash, node_id, ts"
-        if build_hash is None:
-            rows = self._db.execute(f"SELECT {columns} FROM installs ORDER BY seq")
-        else:
-            rows = self._db.execute(
-                f"SELECT {columns} FROM installs WHERE build_hash = ? ORDER BY seq",
-                (build_hash,),
-            )
-        return [
-            InstallRecord(
-                self._field("installs", r[0], "build_hash", as_text, r[1]),
-                self._field("installs", r[0], "node_id", as_text, r[2]),
-                self._field("installs", r[0], "ts", as_number, r[3]),
-            )
-            for r in rows
-        ]
-
-    # -- metrics -------------------------------------------------------------------
-    def increment(self, name: str, by: float = 1.0, **labels: str) -> None:
-        """Add ``by`` to counter ``name`` with ``labels`` (own or enclosing transaction)."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO metrics (name, labels, value) VALUES (?, ?, ?)"
-                " ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
-                (name, _labels_key(labels), by),
-            )
-
-    def counter(self, name: str, **labels: str) -> float:
-        """The counter's value (0 when never incremented)."""
-        row = self._db.execute(
-            "SELECT value, rowid FROM metrics WHERE name = ? AND labels = ?",
-            (name, _labels_key(labels)),
-        ).fetchone()
-        return 0.0 if row is None else self._field("metrics", row[1], "value", as_number, row[0])
-
-    def counters(self) -> list[tuple[str, str, float]]:
-        """All counters as ``(name, rendered labels, value)``, sorted."""
-        rows = self._db.execute(
-            "SELECT name, labels, value, rowid FROM metrics ORDER BY name, labels"
-        )
-        return [
-            (
-                self._field("metrics", r[3], "name", as_text, r[0]),
-                self._field("metrics", r[3], "labels", as_text, r[1]),
-                self._field("metrics", r[3], "value", as_number, r[2]),
-            )
-            for r in rows
-        ]
 
     # -- export ----------------------------------------------------------------------
     def backup_to(self, path: str | Path) -> None:

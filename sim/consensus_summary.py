@@ -83,7 +83,7 @@ CONSENSUS_METRICS: tuple[Column, ...] = (
 
 
 def consensus_row(
-    world: World, lagging_defined: bool, finals: list[str] | None
+    world: World, lagging_defined: bool, finals: np.ndarray | None
 ) -> dict[str, float | int | bool]:
     """The ``CONSENSUS_METRICS`` of a finished World.
 
@@ -130,7 +130,7 @@ def consensus_row(
         return row
     share = power.astype(float) / total
     booted = fleet.booted_new_s
-    running = np.array([f == "new" for f in finals], dtype=bool) & ~np.isnan(booted)
+    running = (finals == "new") & ~np.isnan(booted)
     row["adopted_stake"] = float(np.sum(share[running]))
     if lagging_defined:
         late = ~(booted <= new.activation_s + float(world.scenario.sla_s))  # NaN: late

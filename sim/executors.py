@@ -164,7 +164,8 @@ def _run_one(
 
 
 def _columnar(result: Any) -> Any:
-    """Turn a result's node and event tuples into DataFrames where the replication ran.
+    """Turn a result's node, event and downtime records into DataFrames where the
+    replication ran (columns as they are, row tuples through ``from_records``).
 
     A DataFrame pickles as a few arrays, so the parent process, which shares the CPUs
     with the workers, unpickles each result about 20x faster than a list of tuples. Every
@@ -173,7 +174,9 @@ def _columnar(result: Any) -> Any:
     for attr, columns in (("nodes", NODE_COLUMNS), ("events", EVENT_COLUMNS),
                           ("downtime", DOWNTIME_COLUMNS)):
         records = getattr(result, attr, None)
-        if isinstance(records, list):
+        if isinstance(records, dict):
+            setattr(result, attr, pd.DataFrame(records, columns=list(columns)))
+        elif isinstance(records, list):
             setattr(result, attr, pd.DataFrame.from_records(
                 records, columns=list(columns), nrows=len(records)
             ))

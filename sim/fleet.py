@@ -59,18 +59,17 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from simpy.core import Environment
-from simpy.events import Event, EventPriority, Process, Timeout
+from simpy.events import EventPriority, Timeout
 
 from releasesim.model.errors import DigestMismatch, ReleaseError, SourceError
 from releasesim.model.slot import MemoryAuditLog, MemorySlot
 from releasesim.model.update import boot_check, fetch_release, install_release
 from releasesim.sim.fleet_results import HALT, RESTART, FleetResults
-from releasesim.sim.mirrors import withdraw_request
+from releasesim.sim.node_task import PARKED, NodeGenerator, NodeTask
 from releasesim.sim.release_store import SimReleaseStore
 
 if TYPE_CHECKING:
@@ -232,8 +231,14 @@ class Fleet(FleetResults):
         self.busy[node] = 1
         world = self.world
         world.hold()
-        world.n_processes += 1  # World.process, inlined
-        Process(world.env, self._update(node, rollout))
+        self._start(node, rollout)
+
+    def _start(self, node: int, rollout: Rollout) -> None:
+        """Start the node's update as a ``NodeTask`` (counted as a process, as
+        ``World.process`` counts one)."""
+        self.world.n_processes += 1
+        task = NodeTask(self.world.env)
+        task.start(self._update(task, node, rollout))
 
     def _wants(self, node: int, rollout: Rollout) -> bool:
         """False when the node already runs the build, rolled back from the release, or
@@ -249,7 +254,7 @@ class Fleet(FleetResults):
         """The node's update ended: take up a pending rollout, or go idle."""
         following = self.pending.pop(node, None)
         if following is not None and self._wants(node, following):
-            self.world.process(self._update(node, following))
+            self._start(node, following)
             return
         self.busy[node] = 0
         self.world.release_hold()
@@ -257,10 +262,11 @@ class Fleet(FleetResults):
     # -- the node process --------------------------------------------------------------
     # The hot path of a replication: one resume per download attempt, backoff and
     # restart (and per queued slot request and new round, which are rarer). Constants of
-    # the scenario are read once (``__init__``), the mirror's download slot is taken and
-    # freed inline (no method calls per attempt) and timeouts are built directly (counted
-    # on the World like ``World.timeout`` does).
-    def _update(self, node: int, rollout: Rollout) -> Generator[Any, Any, None]:
+    # the scenario are read once (``__init__``), a free download slot is taken inline, and
+    # a wait of d seconds is ``yield d`` (``NodeTask``: the task puts itself back on the
+    # queue, as a ``Timeout(env, d)`` would be; counted on the World like
+    # ``World.timeout`` does).
+    def _update(self, task: NodeTask, node: int, rollout: Rollout) -> NodeGenerator:
         world = self.world
         env = world.env
         slot = self.slot(node)
@@ -298,13 +304,11 @@ class Fleet(FleetResults):
             granted = True
             if mirror.in_use < mirror.capacity:
                 mirror.in_use += 1
-            else:
+            else:  # queued: woken when granted (True) or at the fetch timeout (False)
                 asked = env.now
-                wait_slot = Event(env)
-                mirror.waiting.append(wait_slot)
-                world.n_timeouts += 1
-                Timeout(env, fetch_timeout, wait_slot).callbacks.append(withdraw_request)
-                granted = yield wait_slot
+                world.n_timeouts += 1  # the request's fetch timeout (``DeadlineWatch``)
+                mirror.queue_request(task, fetch_timeout)
+                granted = yield PARKED
                 budget = fetch_timeout - (env.now - asked)
             ok = False
             if granted:
@@ -316,22 +320,16 @@ class Fleet(FleetResults):
                 wait = need if need < budget else budget  # never past the fetch timeout
                 if wait > 0:
                     world.n_timeouts += 1
-                    yield Timeout(env, wait)
+                    yield wait
                 ok = up and need <= budget and not mirror.outage_between(t0, env.now)
                 # free the slot: hand it to the first request still queued
-                waiting = mirror.waiting
-                while waiting:
-                    request = waiting.popleft()
-                    if not request.triggered:  # not withdrawn at its timeout
-                        request.succeed(True)
-                        break
-                else:
+                if not (mirror.waiting and mirror.grant_next()):
                     mirror.in_use -= 1
             if ok:
                 hash_s = self.artifact_size_mb / float(self.hash_speed[node])
                 if hash_s > 0:
                     world.n_timeouts += 1
-                    yield Timeout(env, hash_s)
+                    yield hash_s
                 try:
                     downloaded = fetch_release(
                         build_hash,
@@ -354,7 +352,7 @@ class Fleet(FleetResults):
                 backoff = self.backoff_base_s * self.backoff_factor ** (attempts - 1)
                 if backoff > 0:
                     world.n_timeouts += 1
-                    yield Timeout(env, backoff)
+                    yield backoff
                 continue
             # the round is used up: a new round at the node's next poll
             self.gave_up_nodes.add(node)
@@ -375,7 +373,7 @@ class Fleet(FleetResults):
 
         if rollout.upgrade_s > env.now:  # halt at height: staged until the height
             world.n_timeouts += 1
-            yield Timeout(env, rollout.upgrade_s - env.now)
+            yield rollout.upgrade_s - env.now
         node_id = f"node-{node}"
         try:
             record = install_release(
@@ -401,7 +399,7 @@ class Fleet(FleetResults):
         down_from = self.down_since.setdefault(node, (env.now, RESTART))[0]
         if restart is not None:
             world.n_timeouts += 1
-            yield Timeout(env, restart())
+            yield restart()
         started = rng.random() >= self.startup_failure_prob if is_new else True
         result = boot_check(
             self.release_store, slot, node_id=node_id, now=env.now, audit=self.audit,
@@ -423,7 +421,7 @@ class Fleet(FleetResults):
         rollout.boot_outcome(True, env.now)
         if restart is not None:
             world.n_timeouts += 1
-            yield Timeout(env, restart())
+            yield restart()
         result = boot_check(
             self.release_store, slot, node_id=node_id, now=env.now, audit=self.audit,
             started=True,

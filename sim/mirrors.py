@@ -40,10 +40,12 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Generator
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from releasesim.model.errors import SourceError
 from releasesim.sim.distributions import (
@@ -56,6 +58,7 @@ from releasesim.sim.distributions import (
 )
 
 if TYPE_CHECKING:
+    from releasesim.sim.node_task import NodeTask
     from releasesim.sim.world import World
 
 OK, DOWN, TIMEOUT = 0, 1, 2
@@ -92,8 +95,9 @@ def equilibrium_residuals(
 
 class SimMirror:
     """One mirror: published artifacts, outage state and its download slots (``in_use``
-    of ``capacity``, FIFO ``waiting`` events; the fleet takes and frees them inline, and
-    a freed slot skips the requests already withdrawn at their fetch timeout)."""
+    of ``capacity``, FIFO ``waiting`` requests with one ``DeadlineWatch``; the fleet takes
+    a free slot inline, ``grant_next`` hands a freed one over, skipping the requests
+    already withdrawn at their fetch timeout)."""
 
     __slots__ = (
         "index",
@@ -108,6 +112,7 @@ class SimMirror:
         "outage_starts",
         "corrupted",
         "fetches",
+        "deadlines",
     )
 
     def __init__(
@@ -121,7 +126,8 @@ class SimMirror:
         self.env = env
         self.capacity = capacity
         self.in_use = 0
-        self.waiting: deque[simpy.Event] = deque()
+        self.waiting: deque[SlotRequest] = deque()
+        self.deadlines = DeadlineWatch(self)
         self.down_until = 0.0
         self.outage_starts: list[float] = []
         self.corrupted = 0
@@ -129,6 +135,27 @@ class SimMirror:
 
     def publish(self, build_hash: str, data: bytes) -> None:
         self.artifacts[build_hash] = data
+
+    def queue_request(self, task: NodeTask, fetch_timeout: float) -> None:
+        """Queue ``task`` (parked) for the next free download slot; it is woken with True
+        when granted, or False at ``fetch_timeout`` from now if still queued then."""
+        env = self.env
+        request = SlotRequest(task, env._now + fetch_timeout, next(env._eid))
+        self.waiting.append(request)
+        if self.deadlines.request is None:
+            self.deadlines.arm(request)
+
+    def grant_next(self) -> bool:
+        """A download slot came free: hand it to the first request still queued (True),
+        or return False when none is left (the slot stays free)."""
+        waiting = self.waiting
+        while waiting:
+            request = waiting.popleft()
+            if not request.triggered:  # not withdrawn at its timeout
+                request.triggered = True
+                request.task.wake(True)
+                return True
+        return False
 
     def fetch(self, build_hash: str, *, timeout: float, max_bytes: int) -> bytes:
         """The published bytes (possibly with one flipped byte); ``SourceError`` if unknown."""
@@ -154,16 +181,60 @@ class SimMirror:
         )
 
 
-def withdraw_request(deadline: simpy.Event) -> None:
-    """Callback of a queued slot request's fetch timeout: the request leaves, failed.
+class SlotRequest:
+    """A node's queued request for a download slot: the parked task, its fetch deadline
+    (``asked + fetch_timeout``) and the event id its deadline keeps in the queue order;
+    ``triggered`` once granted or withdrawn."""
 
-    ``deadline.value`` is the request's event in ``SimMirror.waiting``; a request the
-    mirror already granted is left alone. A withdrawn request stays in the FIFO and is
-    skipped when a slot is handed over (removing it from the middle would cost O(queue)).
+    __slots__ = ("task", "deadline", "eid", "triggered")
+
+    def __init__(self, task: NodeTask, deadline: float, eid: int) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.eid = eid
+        self.triggered = False
+
+
+class DeadlineWatch:
+    """A mirror's one pending fetch-deadline entry on the environment's queue.
+
+    Every request a mirror queues has the same fetch timeout, so deadlines come in the
+    FIFO's order and only the oldest pending request's deadline needs to be on the queue
+    at any time: it withdraws that request if still pending, then puts itself back for
+    the next pending one. Each entry keeps the key ``(deadline, NORMAL, eid)`` the
+    request's own ``Timeout`` would have had (its event id is taken when the request
+    queues, as that ``Timeout`` took it), so withdrawals happen in exactly the order one
+    timeout per request gives -- without an event for every request granted in time.
     """
-    request = deadline.value
-    if not request.triggered:
-        request.succeed(False)
+
+    __slots__ = ("mirror", "request", "callbacks", "_callbacks", "_ok", "_value")
+
+    def __init__(self, mirror: SimMirror) -> None:
+        self.mirror = mirror
+        self.request: SlotRequest | None = None  # None: not on the queue
+        self._ok = True
+        self._value = None
+        self._callbacks = [self._expire]
+        self.callbacks: list[Any] | None = None
+
+    def arm(self, request: SlotRequest) -> None:
+        self.request = request
+        self.callbacks = self._callbacks
+        heappush(self.mirror.env._queue, (request.deadline, NORMAL, request.eid, self))
+
+    def _expire(self, _event: object) -> None:
+        request = self.request
+        assert request is not None
+        if not request.triggered:  # still queued at its fetch timeout: leaves, failed
+            request.triggered = True
+            request.task.wake(False)
+        waiting = self.mirror.waiting
+        while waiting and waiting[0].triggered:  # withdrawn ones (granted ones are gone)
+            waiting.popleft()
+        if waiting:
+            self.arm(waiting[0])
+        else:
+            self.request = None
 
 
 class Mirrors:

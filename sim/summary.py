@@ -350,10 +350,7 @@ def summarise(world: World) -> dict[str, float | int | bool]:
         finals = fleet.final_builds()
         # running = installed *and* booted: a node still restarting when the horizon cuts
         # the run has the release installed but runs nothing yet
-        running = sum(
-            1 for f, b in zip(finals, booted.tolist(), strict=True)
-            if f == "new" and not math.isnan(b)
-        )
+        running = int(np.count_nonzero((finals == "new") & ~np.isnan(booted)))
         row["adopted_fraction"] = _fraction(running, n)
         sla = float(world.scenario.sla_s)
         lagging_defined = not (world.end_s < t_act + sla and not world.finished)
@@ -393,7 +390,10 @@ def summarise(world: World) -> dict[str, float | int | bool]:
         np.count_nonzero(fleet.installed_malicious), n
     )
     row["unapproved_boots"] = fleet.unapproved_boots()
-    row["install_time_violations"] = int(fleet.install_time_violations) + _backwards_installs(world)
+    row["install_time_violations"] = (
+        int(fleet.install_time_violations) + fleet.release_store.time_mismatches
+        + world.store.backwards_installs()
+    )
     row["rejected_installs_counted"] = int(row["release_installs_total"]) - int(fleet.installs_ok)
     row["sim_processes"] = int(world.n_processes)
     row["sim_timeouts"] = int(world.n_timeouts)
@@ -402,18 +402,6 @@ def summarise(world: World) -> dict[str, float | int | bool]:
     row["horizon_cut"] = not world.finished
     row.update(consensus_row(world, lagging_defined, finals))
     return {name: row[name] for name in SUMMARY_COLUMNS}
-
-
-def _backwards_installs(world: World) -> int:
-    """Recorded install times per release that go backwards (checked in the store)."""
-    violations = 0
-    last: dict[str, float] = {}
-    for record in world.store.installs():
-        previous = last.get(record.build_hash)
-        if previous is not None and record.ts < previous:
-            violations += 1
-        last[record.build_hash] = record.ts
-    return violations
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance entry point

@@ -78,7 +78,9 @@ def _record_frame(
     lengths: list[int] = []
     for result in results:
         records = getattr(result, attr)
-        if not isinstance(records, pd.DataFrame):  # tuples, when not built by an executor
+        if isinstance(records, dict):  # columns, when not built by an executor
+            records = pd.DataFrame(records, columns=columns)
+        elif not isinstance(records, pd.DataFrame):  # row tuples
             records = pd.DataFrame.from_records(records, columns=columns, nrows=len(records))
         lengths.append(len(records))
         if len(records):

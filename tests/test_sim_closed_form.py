@@ -55,7 +55,7 @@ def scenario(*overrides: str) -> Any:
 
 
 def column(result: Any, name: str) -> np.ndarray:
-    return np.array([row[COL[name]] for row in result.nodes], dtype=float)
+    return np.asarray(result.nodes[name], dtype=float)
 
 
 def activation_time(result: Any) -> float:

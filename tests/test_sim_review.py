@@ -71,7 +71,7 @@ def run_world(world: World) -> dict[str, Any]:
 def test_the_exact_world_activates_when_expected() -> None:
     result = simulate_replication(exact(), 1, 0)
     assert activation_time(result.events) == ACTIVATION
-    booted = {row[COL["booted_new_s"]] for row in result.nodes}
+    booted = set(result.nodes["booted_new_s"].tolist())
     assert booted == {ACTIVATION + FETCH + RESTART}
 
 
@@ -105,7 +105,7 @@ def test_nodes_restarting_at_the_horizon_count_as_down_until_it() -> None:
     assert summary["peak_down_fraction"] == 1.0
     assert summary["adopted_fraction"] == 0.0
     assert summary["exposed_fraction"] == 1.0
-    assert all(row[COL["down_s"]] == pytest.approx(cut) for row in result.nodes)
+    assert all(down == pytest.approx(cut) for down in result.nodes["down_s"].tolist())
 
 
 def test_down_time_includes_the_restart_after_a_rollback() -> None:
@@ -190,7 +190,7 @@ def test_fetch_gave_up_counts_each_node_once() -> None:
     for mirror in world.mirrors.mirrors:
         mirror.down_until = math.inf
     summary = run_world(world)
-    rows = world.fleet.node_rows()
+    rows = list(zip(*world.fleet.node_columns().values(), strict=True))
     assert summary["fetch_gave_up"] == nodes
     assert summary["fetch_attempts_total"] == nodes * (2 + 2 * 2)
     assert summary["fetch_rounds_total"] == nodes * (1 + 2)

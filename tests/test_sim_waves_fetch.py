@@ -60,6 +60,14 @@ def exact_world(phases: list[float], *overrides: str) -> World:
     return world
 
 
+def node_rows(world: World) -> list[tuple]:
+    """The fleet's node table as row tuples (``NODE_COLUMNS`` order), from its columns."""
+    columns = world.fleet.node_columns()
+    assert list(columns) == list(NODE_COLUMNS)
+    return [tuple(v.item() if hasattr(v, "item") else v for v in row)
+            for row in zip(*columns.values(), strict=True)]
+
+
 def column(rows: list[tuple], name: str) -> list[Any]:
     return [row[COL[name]] for row in rows]
 
@@ -80,8 +88,8 @@ def test_first_fetch_within_a_wave_is_uniform_over_one_poll_interval() -> None:
     released = {int(row[4]): row[1] for row in result.events if row[2] == "wave_released"}
     assert sorted(released) == [0, 1, 2, 3]
     assert released[0] == activation_time(result.events)
-    wave = np.array(column(result.nodes, "wave"))
-    first = np.array(column(result.nodes, "first_fetch_s"), dtype=float)
+    wave = result.nodes["wave"]
+    first = np.asarray(result.nodes["first_fetch_s"], dtype=float)
     pooled = []
     for k, release_s in released.items():
         delay = (first[wave == k] - release_s) / poll  # Uniform(0, 1] in units of P
@@ -134,7 +142,7 @@ def test_a_node_that_used_up_its_retries_fetches_again_at_its_next_poll() -> Non
     world.mirrors.mirrors[0].down_until = 2101.0
     world.run()
     summary = summarise(world)
-    (row,) = world.fleet.node_rows()
+    (row,) = node_rows(world)
     assert activation_time(world.recorder.events) == ACTIVATION
     assert row[COL["learned_s"]] == row[COL["first_fetch_s"]] == 1100.0
     assert row[COL["fetch_attempts"]] == 4
@@ -182,7 +190,7 @@ def test_a_request_granted_late_fails_at_its_fetch_timeout(horizon: float) -> No
     # Before: node 1 downloaded 1180-1260 and node 2 1260-1340.
     world = exact_world([100.0, 110.0, 200.0], *QUEUE, f"horizon_s={horizon}")
     world.run()
-    rows = world.fleet.node_rows()
+    rows = node_rows(world)
     failures = column(rows, "fetch_failures")
     if horizon < 1210:
         assert failures == [0, 0, 0]
@@ -208,7 +216,7 @@ def test_a_request_still_queued_at_its_timeout_leaves_the_queue() -> None:
     # Before: served one after the other, node 3 last (1340-1420).
     world = exact_world([100.0, 100.0, 100.0, 190.0], *QUEUE)
     world.run()
-    rows = world.fleet.node_rows()
+    rows = node_rows(world)
     installed = column(rows, "installed_s")
     assert installed[3] == 1281.0
     assert sorted(installed[:3]) == [1181.0, 2181.0, 3181.0]
