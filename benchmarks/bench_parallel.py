@@ -1,26 +1,35 @@
-"""Benchmark: process-pool speed-up with 2 workers (target: at least 1.7x over serial).
+"""Benchmark: speed-up of a process pool and of a Dask cluster with 2 workers over serial.
 
 Calibrates a fleet size so that one replication takes at least ``--min-rep-s`` (0.5 s),
-then runs the same 16 replications through the runner serially and on a process pool
-of 2 workers (no run directory written), checks the tables are identical and prints the
-speed-up. Both timings are measured in this run (best of ``--repeat`` alternating runs),
-with the load average, since other work on the machine eats into the speed-up.
+then runs the same ``--replications`` (40: enough that the last replication to finish
+does not decide the figure) through the runner, in each round: serially,
+on a process pool of ``--workers`` (2) and on a warm Dask ``LocalCluster`` of as many
+single-threaded worker processes (started once, before the rounds: its start-up is not a
+replication's cost), in an order that rotates round by round. No run directory is
+written. Every executor's tables must equal the serial ones. Printed: each speed-up
+(serial time over the executor's, per round) as median [min-max] over ``--rounds``.
 
-    .venv/bin/python benchmarks/bench_parallel.py [--replications 16] [--workers 2]
+    .venv/bin/python benchmarks/bench_parallel.py [--rounds 3] [--replications 40] [--no-dask]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import logging
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-TARGET = 1.7
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Figure, report, wait_for_quiet  # noqa: E402
+
+TARGETS = {"process": ">= 1.85", "dask": ">= 1.6"}
 
 
 def calibrate(scenario_name: str, min_rep_s: float, seed: int) -> tuple[Any, int, float]:
-    """The smallest fleet (doubling from 500 nodes) whose replication takes min_rep_s."""
+    """The smallest fleet (growing from 500 nodes) whose replication takes min_rep_s."""
     from releasesim.sim.api import resolve_scenario
     from releasesim.sim.world import simulate_replication
 
@@ -35,69 +44,84 @@ def calibrate(scenario_name: str, min_rep_s: float, seed: int) -> tuple[Any, int
         nodes = int(nodes * max(1.3, min(4.0, 1.2 * min_rep_s / max(wall, 1e-3))))
 
 
-def measure(
-    replications: int = 16,
-    workers: int = 2,
-    scenario: str = "baseline",
-    min_rep_s: float = 0.5,
-    seed: int = 1,
-    repeat: int = 1,
-) -> dict[str, Any]:
+def measure(replications: int = 40, workers: int = 2, scenario: str = "baseline",
+            min_rep_s: float = 0.5, seed: int = 1, rounds: int = 3,
+            dask: bool = True) -> dict[str, Any]:
     import pandas.testing as pdt
 
     from releasesim.sim.runner import run_scenario
 
     resolved, nodes, rep_s = calibrate(scenario, min_rep_s, seed)
     common = {"replications": replications, "seed": seed, "progress": False, "write": False}
-    load_before = os.getloadavg()[0]
-    serial_times, pool_times = [], []
-    for _ in range(repeat):  # alternate, best of each: other load hits both alike
-        start = time.perf_counter()
-        serial = run_scenario(resolved, executor="serial", **common)
-        serial_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        pool = run_scenario(resolved, executor="process", workers=workers, **common)
-        pool_times.append(time.perf_counter() - start)
-        pdt.assert_frame_equal(serial.summary, pool.summary)
-    serial_s, pool_s = min(serial_times), min(pool_times)
-    return {
-        "benchmark": "parallel",
-        "scenario": scenario,
-        "nodes": nodes,
-        "replication_s": rep_s,
-        "replications": replications,
-        "workers": workers,
-        "serial_s": serial_s,
-        "process_s": pool_s,
-        "speedup": serial_s / pool_s,
-        "target": f">= {TARGET}x",
-        "ok": serial_s / pool_s >= TARGET,
-        "cpus": os.cpu_count(),
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-    }
+    cluster = None
+    executors = ["serial", "process"]
+    if dask:
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                           processes=True, dashboard_address=None,
+                                           silence_logs=logging.ERROR)
+        executors.append("dask")
+    times: dict[str, list[float]] = {name: [] for name in executors}
+    busy: list[float] = []
+    try:
+        reference = None
+        for r in range(rounds):
+            busy.append(wait_for_quiet())
+            order = executors[r % len(executors):] + executors[: r % len(executors)]
+            for name in order:
+                extra: dict[str, Any] = {}
+                if name == "process":
+                    extra = {"workers": workers}
+                elif name == "dask":
+                    extra = {"scheduler": cluster.scheduler_address}  # type: ignore[union-attr]
+                start = time.perf_counter()
+                result = run_scenario(resolved, executor=name, **common, **extra)
+                times[name].append(time.perf_counter() - start)
+                if reference is None:
+                    reference = result
+                else:
+                    pdt.assert_frame_equal(reference.summary, result.summary)
+                    pdt.assert_frame_equal(reference.nodes, result.nodes)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    speedups = {name: [s / t for s, t in zip(times["serial"], times[name], strict=True)]
+                for name in executors if name != "serial"}
+    return {"benchmark": "parallel", "scenario": scenario, "nodes": nodes,
+            "replication_s": rep_s, "replications": replications, "workers": workers,
+            "rounds": rounds, "times": times, "speedups": speedups, "busy": busy}
+
+
+def figures(r: dict[str, Any]) -> list[Figure]:
+    serial = Figure("", r["times"]["serial"], "s")
+    names = {"process": "process pool", "dask": "Dask LocalCluster (warm, tasks batched)"}
+    return [
+        Figure(f"{r['replications']} replications of {r['nodes']:,}-node {r['scenario']}, "
+               f"{names[name]} with {r['workers']} workers vs serial", values, "x",
+               TARGETS[name], f"serial {serial.text()}, "
+               f"{name} {Figure('', r['times'][name], 's').text()}")
+        for name, values in r["speedups"].items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replications", type=int, default=16)
+    parser.add_argument("--replications", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scenario", default="baseline")
     parser.add_argument("--min-rep-s", type=float, default=0.5)
-    parser.add_argument("--repeat", type=int, default=1, help="best of N alternating runs")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask cluster")
     args = parser.parse_args(argv)
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3 (a median of fewer says little)")
     r = measure(args.replications, args.workers, args.scenario, args.min_rep_s,
-                repeat=args.repeat)
-    print(
-        f"parallel: {r['replications']} replications of {r['scenario']} "
-        f"({r['nodes']} nodes, {r['replication_s']:.2f} s each): serial {r['serial_s']:.2f} s, "
-        f"{r['workers']} workers {r['process_s']:.2f} s, speed-up {r['speedup']:.2f}x "
-        f"(target {r['target']}; {r['cpus']} CPUs, load average {r['load_before']:.1f} before, "
-        f"{r['load_after']:.1f} after)"
-    )
-    if r["load_before"] > (r["cpus"] or 1) - 0.5:
-        print("parallel: warning: the machine was already busy; the speed-up is understated")
-    return r
+                rounds=args.rounds, dask=not args.no_dask)
+    found = figures(r)
+    print(f"parallel ({args.rounds} rounds, rotating order, median [min-max]):")
+    report(found, r["busy"])
+    return {**r, "figures": [f.to_dict() for f in found]}
 
 
 if __name__ == "__main__":

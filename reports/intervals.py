@@ -11,14 +11,17 @@ Three methods, chosen per measure in ``releasesim.reports.measures``:
   fixed, seeded ``numpy.random.Generator`` so a report is reproducible to the digit.
 - ``t``: Student t-interval on the mean (counts per replication).
 
-Pure numpy; no scipy (the t quantile uses a table plus a Cornish-Fisher expansion).
+Pure numpy; no scipy (the t quantile uses a table plus a Cornish-Fisher expansion). A
+large curve bootstrap shares its (fixed) resamples among the CPUs' threads.
 Must not import ``sim``, ``model`` or pandas.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -122,10 +125,31 @@ def bootstrap_curve_median(
     rng = np.random.Generator(np.random.PCG64(seed))
     idx = rng.integers(0, n, size=(resamples, n))
     meds = np.empty((resamples, curves.shape[1]))
-    for i in range(resamples):
-        meds[i] = np.median(curves[idx[i]], axis=0)
+
+    def medians(rows: range) -> None:
+        for i in rows:
+            meds[i] = np.median(curves[idx[i]], axis=0)
+
+    # the resamples are fixed above; numpy's median releases the GIL, so the CPUs share
+    # them (each resample's median lands in its own row: the same numbers as one loop)
+    parts = _split(resamples, os.cpu_count() or 1)
+    if len(parts) > 1 and curves.size * resamples >= PARALLEL_MIN_WORK:
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            list(pool.map(medians, parts))
+    else:
+        medians(range(resamples))
     low, high = np.quantile(meds, [0.025, 0.975], axis=0)
     return median, low, high
+
+
+PARALLEL_MIN_WORK = 10_000_000
+"""Resampled values below which ``bootstrap_curve_median`` stays on one thread."""
+
+
+def _split(count: int, parts: int) -> list[range]:
+    """``range(count)`` cut into at most ``parts`` contiguous, non-empty pieces."""
+    size = -(-count // max(1, parts))
+    return [range(i, min(i + size, count)) for i in range(0, count, size)]
 
 
 __all__ = [

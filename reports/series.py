@@ -265,12 +265,17 @@ def exposure_curves(
     shares = stake_shares(summary, nodes)
     per_rep: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     end = 0.0
+    # each replication's rows, in table order, found once (not one scan per replication)
+    by_rep = nodes.groupby("replication", sort=False).indices
+    booted_all = nodes["booted_new_s"].to_numpy(dtype=float)
+    installed_all = nodes["installed_s"].to_numpy(dtype=float)
+    node_all = nodes["node"].to_numpy()
     for rep, t_act in act.items():
-        g = nodes[nodes["replication"] == rep]
-        booted = g["booted_new_s"].to_numpy(dtype=float) - t_act
-        installed = g["installed_s"].to_numpy(dtype=float) - t_act
-        share = (shares.loc[rep].reindex(g["node"].to_numpy()).to_numpy(dtype=float)
-                 if shares is not None else np.zeros(len(g)))
+        rows = by_rep.get(rep, np.zeros(0, dtype=np.intp))
+        booted = booted_all[rows] - t_act
+        installed = installed_all[rows] - t_act
+        share = (shares.loc[rep].reindex(node_all[rows]).to_numpy(dtype=float)
+                 if shares is not None else np.zeros(len(rows)))
         per_rep.append((booted, installed, share))
         finite = np.concatenate([booted[np.isfinite(booted)], installed[np.isfinite(installed)]])
         if len(finite):

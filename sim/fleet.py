@@ -34,7 +34,7 @@ wave was released (``releasesim.sim.rollout``):
 If a newer rollout reaches a node that is still updating, the node takes it up right
 after; a node waiting for its next poll to retry takes it up at that poll instead of a
 new round (a node's polls and a rollout's start share one grid, so the node's wake-up
-is ordered after every ordinary event of its instant: ``NextPoll``).
+is ordered after every ordinary event of its instant: ``AFTER_NORMAL``).
 
 Every down interval ``[start, end)`` of a node is recorded as it closes, with its node and
 cause (``down_*`` arrays): ``restart`` from the install to the boot (on the release, or
@@ -62,12 +62,16 @@ from array import array
 from typing import TYPE_CHECKING
 
 import numpy as np
-from simpy.core import Environment
-from simpy.events import EventPriority, Timeout
+from simpy.events import EventPriority
 
 from releasesim.model.errors import DigestMismatch, ReleaseError, SourceError
 from releasesim.model.slot import MemoryAuditLog, MemorySlot
-from releasesim.model.update import boot_check, fetch_release, install_release
+from releasesim.model.update import (
+    DownloadedRelease,
+    boot_check,
+    fetch_release,
+    install_release,
+)
 from releasesim.sim.fleet_results import HALT, RESTART, FleetResults
 from releasesim.sim.node_task import PARKED, NodeGenerator, NodeTask
 from releasesim.sim.release_store import SimReleaseStore
@@ -80,23 +84,10 @@ NAN = math.nan
 MAX_BYTES = 1 << 20
 
 AFTER_NORMAL = EventPriority(2)
-"""Below simpy's ``NORMAL`` (1): processed after every ordinary event of its instant."""
-
-
-class NextPoll(Timeout):
-    """A ``Timeout`` processed after every ordinary event at its time (``AFTER_NORMAL``):
-    a node waking for a new fetch round first sees every rollout that reached it at that
-    very poll (the dispatcher starts node updates with ordinary timeouts on the same
-    poll grid), whatever the order the events were scheduled in."""
-
-    def __init__(self, env: Environment, delay: float) -> None:
-        # Timeout.__init__ inlined with another priority (as simpy itself inlines it)
-        self.env = env
-        self.callbacks = []
-        self._value = None
-        self._delay = delay
-        self._ok = True
-        env.schedule(self, AFTER_NORMAL, delay)
+"""Below simpy's ``NORMAL`` (1): processed after every ordinary event of its instant. A
+node waking for a new fetch round first sees every rollout that reached it at that very
+poll (the dispatcher starts node updates with ordinary timeouts on the same poll grid),
+whatever the order the events were scheduled in."""
 
 
 class Fleet(FleetResults):
@@ -147,8 +138,8 @@ class Fleet(FleetResults):
             min(len(world.validators.stakes), n) if int(cfg.validators) < 0
             else int(cfg.validators)
         )
-        # nodes that used up a round of attempts at least once: membership and size only
-        self.gave_up_nodes: set[int] = set()
+        # 1: the node used up a round of attempts at least once (``gave_up_nodes``)
+        self.gave_up = bytearray(n)
         self.release_fetch_attempts = 0  # attempts at the release ("new") build only
         self.release_fetch_nodes = 0  # nodes that started fetching it
         self.upgrade_s = NAN  # halt_at_height: the release's upgrade height (set by rollout)
@@ -196,6 +187,10 @@ class Fleet(FleetResults):
         """The binary the node runs now."""
         slot = self.slots[node]
         return self.previous_bytes if slot is None else slot.current()
+
+    def gave_up_nodes(self) -> set[int]:
+        """The nodes that used up a round of attempts at least once."""
+        return set(np.flatnonzero(np.frombuffer(self.gave_up, dtype=np.uint8)).tolist())
 
     def learn_times(self, activation_s: float, nodes: np.ndarray | None = None) -> np.ndarray:
         """Each node's (or each of ``nodes``') first poll strictly after ``activation_s``.
@@ -261,30 +256,26 @@ class Fleet(FleetResults):
 
     # -- the node process --------------------------------------------------------------
     # The hot path of a replication: one resume per download attempt, backoff and
-    # restart (and per queued slot request and new round, which are rarer). Constants of
-    # the scenario are read once (``__init__``), a free download slot is taken inline, and
-    # a wait of d seconds is ``yield d`` (``NodeTask``: the task puts itself back on the
-    # queue, as a ``Timeout(env, d)`` would be; counted on the World like
-    # ``World.timeout`` does).
+    # restart (and per queued slot request and new round, which are rarer). A free
+    # download slot is taken inline, and a wait of d seconds is ``yield d`` (``NodeTask``:
+    # the task puts itself back on the queue, as a ``Timeout(env, d)`` would be; counted on
+    # the World like ``World.timeout`` does). Two phases, two generators: the download
+    # (``_update``) returns the install-and-boot generator (``_install``), which the task
+    # goes on with, so a node at work holds one small frame at a time (a 100k-node fleet
+    # has a frame per node at work).
     def _update(self, task: NodeTask, node: int, rollout: Rollout) -> NodeGenerator:
         world = self.world
         env = world.env
-        slot = self.slot(node)
         build_hash = rollout.build_hash
         is_new = rollout.kind == "new"
-        rng = self.rng
         mirrors = self.mirror_list
-        n_mirrors = len(mirrors)
         latency_sample = self.latency_sample  # None: zero latency
         bandwidth_sample = self.bandwidth_sample  # Mbit/s, drawn per download
         megabits = self.megabits
         fetch_timeout = self.fetch_timeout_s
-        max_retries = self.max_retries
-        fetch_failures = self.fetch_failures
-        approved = rollout.approved
+        fetch_attempts = self.fetch_attempts
         m = int(self.start_mirror[node])
         attempts = 0  # in this round
-        fetch_attempts = self.fetch_attempts
         self.fetch_rounds[node] += 1
         round_start = env.now
         downloaded = None
@@ -299,7 +290,7 @@ class Fleet(FleetResults):
             mirror = mirrors[m]
             # the mirror's download slots: a FIFO counting semaphore (simpy.Resource
             # semantics) whose waiters give up at the fetch timeout; a free slot costs no
-            # event, a queued request one event and one timeout
+            # event, a queued request one event (and at most one deadline entry)
             budget = fetch_timeout  # what is left of the fetch timeout once served
             granted = True
             if mirror.in_use < mirror.capacity:
@@ -317,10 +308,13 @@ class Fleet(FleetResults):
                 transfer = megabits / bandwidth_sample()
                 up = t0 >= mirror.down_until  # a down mirror refuses once the request is there
                 need = lat + transfer if up else lat
-                wait = need if need < budget else budget  # never past the fetch timeout
-                if wait > 0:
+                if need < budget:  # never past the fetch timeout
+                    if need > 0:
+                        world.n_timeouts += 1
+                        yield need
+                elif budget > 0:
                     world.n_timeouts += 1
-                    yield wait
+                    yield budget
                 ok = up and need <= budget and not mirror.outage_between(t0, env.now)
                 # free the slot: hand it to the first request still queued
                 if not (mirror.waiting and mirror.grant_next()):
@@ -330,6 +324,7 @@ class Fleet(FleetResults):
                 if hash_s > 0:
                     world.n_timeouts += 1
                     yield hash_s
+                approved = rollout.approved
                 try:
                     downloaded = fetch_release(
                         build_hash,
@@ -345,35 +340,45 @@ class Fleet(FleetResults):
                 except (SourceError, ReleaseError) as exc:
                     world.recorder.event(env.now, "fetch_refused", str(exc), node)
             if downloaded is not None:
-                break
-            fetch_failures[node] += 1
-            m = (m + 1) % n_mirrors
-            if attempts <= max_retries:
+                return self._install(node, rollout, downloaded)
+            self.fetch_failures[node] += 1
+            m = (m + 1) % len(mirrors)
+            if attempts <= self.max_retries:
                 backoff = self.backoff_base_s * self.backoff_factor ** (attempts - 1)
                 if backoff > 0:
                     world.n_timeouts += 1
                     yield backoff
                 continue
             # the round is used up: a new round at the node's next poll
-            self.gave_up_nodes.add(node)
+            self.gave_up[node] = 1
             if node not in self.pending:
                 now = env.now
                 if now == round_start and self.poll_interval_s <= 0:
                     world.recorder.event(now, "fetch_stalled", build_hash, node)
                     self._finish(node)
-                    return
-                world.n_timeouts += 1
-                yield NextPoll(env, self.next_poll(node, now) - now)
+                    return None
+                world.n_timeouts += 1  # ordered after every ordinary event of that instant
+                task.sleep(self.next_poll(node, now) - now, AFTER_NORMAL)
+                yield PARKED
             if node in self.pending or rollout.halted:  # a newer rollout, or the halt
                 self._finish(node)
-                return
+                return None
             self.fetch_rounds[node] += 1
             round_start = env.now
             attempts = 0
 
+    def _install(
+        self, node: int, rollout: Rollout, downloaded: DownloadedRelease
+    ) -> NodeGenerator:
+        """The update's second phase: install the verified download, restart, boot check
+        (and a rollback, restart and boot check after a failed start)."""
+        world = self.world
+        env = world.env
+        is_new = rollout.kind == "new"
         if rollout.upgrade_s > env.now:  # halt at height: staged until the height
             world.n_timeouts += 1
             yield rollout.upgrade_s - env.now
+        slot = self.slot(node)
         node_id = f"node-{node}"
         try:
             record = install_release(
@@ -400,7 +405,7 @@ class Fleet(FleetResults):
         if restart is not None:
             world.n_timeouts += 1
             yield restart()
-        started = rng.random() >= self.startup_failure_prob if is_new else True
+        started = self.rng.random() >= self.startup_failure_prob if is_new else True
         result = boot_check(
             self.release_store, slot, node_id=node_id, now=env.now, audit=self.audit,
             started=started,

@@ -56,16 +56,20 @@ class FleetResults:
         return int(np.count_nonzero(times + 1e-6 < since[codes]))
 
     def downtime_columns(self: Fleet) -> dict[str, np.ndarray]:
-        """The recorded down intervals as columns (``DOWNTIME_COLUMNS``), in recording order."""
-        count = len(self.down_nodes)
+        """The recorded down intervals as columns (``DOWNTIME_COLUMNS``), in table order:
+        by node, then start, intervals alike in both kept in recording order (the stable
+        sort the run's table would otherwise make, done here, where the replication ran)."""
+        nodes = np.frombuffer(self.down_nodes, dtype=np.int32).astype(np.int64)
+        starts = np.frombuffer(self.down_starts, dtype=float)
+        order = np.lexsort((starts, nodes))  # stable: ties keep recording order
         causes = np.array(DOWN_CAUSES, dtype=object)[np.frombuffer(self.down_causes, np.uint8)]
         return _columns(DOWNTIME_COLUMNS, (
-            np.full(count, self.world.replication, dtype=np.int64),
-            np.frombuffer(self.down_nodes, dtype=np.int32).astype(np.int64),
-            np.frombuffer(self.down_starts, dtype=float).copy(),
-            np.frombuffer(self.down_ends, dtype=float).copy(),
-            causes,
-            np.frombuffer(self.down_open, dtype=np.uint8).astype(np.bool_),
+            np.full(len(nodes), self.world.replication, dtype=np.int64),
+            nodes[order],
+            starts[order],
+            np.frombuffer(self.down_ends, dtype=float)[order],
+            causes[order],
+            np.frombuffer(self.down_open, dtype=np.uint8).astype(np.bool_)[order],
         ))
 
     def stakes(self: Fleet) -> tuple[np.ndarray, np.ndarray]:

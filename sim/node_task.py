@@ -14,7 +14,8 @@ Python work per wait is smaller. The generator may also yield a real SimPy event
 resumes with the event's value when the event is processed) or ``PARKED``: then nothing
 is scheduled, and whoever holds the task wakes it with ``wake(value)`` (a mirror
 granting or withdrawing a queued download request), the same queue entry
-``Event.succeed(value)`` would push.
+``Event.succeed(value)`` would push. A generator that returns another generator hands
+over to it at once (the node's next phase), so only one phase's frame is alive.
 
 What a ``NodeTask`` does not do, unlike ``simpy.Process``: it is not an event others can
 wait for (no completion event is scheduled when the generator ends: nothing waits for a
@@ -33,12 +34,24 @@ from heapq import heappush
 from typing import Any
 
 from simpy.core import Environment
-from simpy.events import NORMAL, URGENT, Event
+from simpy.events import NORMAL, URGENT, Event, EventPriority
 
 PARKED = None
 """Yielded by a node generator that waits for ``NodeTask.wake`` (nothing is scheduled)."""
 
-NodeGenerator = Generator[float | Event | None, Any, None]
+NodeGenerator = Generator[float | Event | None, Any, Any]
+"""A node phase: yields delays, SimPy events or ``PARKED``; may return the next phase."""
+
+
+def _resume(task: NodeTask) -> None:
+    """The callback of every task's wake-up: resume the task with its own value."""
+    task.send(task._value)
+
+
+_RESUME = (_resume,)
+"""The callbacks of every task on the queue: one tuple shared by all tasks (step sets
+an event's ``callbacks`` to None and iterates its own reference; a tuple, so nothing can
+add to it)."""
 
 
 class NodeTask:
@@ -46,27 +59,25 @@ class NodeTask:
 
     ``NodeTask(env).start(generator)`` starts it as SimPy starts a process: an entry of
     priority ``URGENT`` at ``now`` (``simpy.events.Initialize``). The generator is given
-    after the task exists, so it can hold its own task (to park it at a mirror).
+    after the task exists, so it can hold its own task (to park it at a mirror). Small on
+    purpose (four slots, no per-task callback list or bound method): a 100k-node fleet has
+    a task per node at work.
     """
 
-    __slots__ = ("env", "generator", "callbacks", "_callbacks", "_ok", "_value", "resume")
+    __slots__ = ("env", "generator", "callbacks", "_value")
+    _ok = True  # read by Environment.step: this event never fails
 
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.generator: NodeGenerator | None = None
-        self._ok = True  # read by Environment.step: this event never fails
         self._value: Any = None
-        self.resume = self._resume
-        # one list, reused for every wake-up: Environment.step sets ``callbacks`` to None
-        # and iterates its own reference to the list, which is never changed
-        self._callbacks = [self.resume]
-        self.callbacks: list[Any] | None = None
+        self.callbacks: tuple[Any, ...] | None = None
 
     def start(self, generator: NodeGenerator) -> NodeTask:
         """Drive ``generator`` (which may hold this task, to park itself) from now on."""
         env = self.env
         self.generator = generator
-        self.callbacks = self._callbacks
+        self.callbacks = _RESUME
         heappush(env._queue, (env._now, URGENT, next(env._eid), self))
         return self
 
@@ -74,19 +85,35 @@ class NodeTask:
         """Resume the parked generator with ``value`` at this instant (``Event.succeed``)."""
         env = self.env
         self._value = value
-        self.callbacks = self._callbacks
+        self.callbacks = _RESUME
         heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
 
-    def _resume(self, event: Any) -> None:
-        value = event._value
+    def sleep(self, delay: float, priority: EventPriority) -> None:
+        """Wake the task (parked next) after ``delay`` with ``priority``: the entry a
+        ``Timeout`` with that priority, made now, would have."""
+        env = self.env
+        self._value = None
+        self.callbacks = _RESUME
+        heappush(env._queue, (env._now + delay, priority, next(env._eid), self))
+
+    def _resume_from(self, event: Event) -> None:
+        """Callback on a real SimPy event the generator yielded: go on with its value."""
+        self.send(event._value)
+
+    def send(self, value: Any) -> None:
+        """Run the generator with ``value`` until its next wait, and schedule that wait."""
         while True:
             try:
                 target = self.generator.send(value)  # type: ignore[union-attr]
-            except StopIteration:
-                return
+            except StopIteration as end:
+                if end.value is None:
+                    return
+                self.generator = end.value  # the next phase: go on with it at once
+                value = None
+                continue
             if isinstance(target, Event):
                 if target.callbacks is not None:
-                    target.callbacks.append(self.resume)
+                    target.callbacks.append(self._resume_from)
                     return
                 value = target._value  # already processed: go on at once, as SimPy does
                 continue
@@ -95,7 +122,7 @@ class NodeTask:
                     raise ValueError(f"Negative delay {target}")
                 env = self.env
                 self._value = None
-                self.callbacks = self._callbacks
+                self.callbacks = _RESUME
                 heappush(env._queue, (env._now + target, NORMAL, next(env._eid), self))
             return
 

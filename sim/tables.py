@@ -79,7 +79,7 @@ def _record_frame(
     for result in results:
         records = getattr(result, attr)
         if isinstance(records, dict):  # columns, when not built by an executor
-            records = pd.DataFrame(records, columns=columns)
+            records = pd.DataFrame(records, columns=columns, copy=False)
         elif not isinstance(records, pd.DataFrame):  # row tuples
             records = pd.DataFrame.from_records(records, columns=columns, nrows=len(records))
         lengths.append(len(records))
@@ -100,9 +100,27 @@ def _record_frame(
     if "seed" not in frame.columns:
         frame.insert(frame.columns.get_loc("replication") + 1, "seed", seeds)
     keys = [k for k in sort_by if k in frame.columns]
-    if keys and len(frame):
+    if keys and len(frame) and not _already_sorted(frame, keys):
         frame = frame.sort_values(keys, kind="stable", ignore_index=True)
     return frame.reset_index(drop=True)
+
+
+def _already_sorted(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
+    """True when the rows are already in ``keys`` order (lexicographic, non-decreasing):
+    a stable sort would then leave every row where it is, so it is skipped. Columns with
+    a NaN, or that are not numeric, are left to the sort (which puts NaN last)."""
+    undecided = np.ones(len(frame) - 1, dtype=bool)  # pairs equal on the keys so far
+    for key in keys:
+        values = frame[key].to_numpy()
+        if values.dtype.kind not in "iuf" or (values.dtype.kind == "f" and np.isnan(values).any()):
+            return False
+        before, after = values[:-1], values[1:]
+        if np.any(undecided & (before > after)):
+            return False
+        undecided &= before == after
+        if not undecided.any():
+            break
+    return True
 
 
 def nodes_frame(results: Sequence[Any]) -> pd.DataFrame:
