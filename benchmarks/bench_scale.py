@@ -1,5 +1,9 @@
 """Benchmark: cost and memory per node from 10k to 100k nodes (baseline, lagging_release).
 
+``baseline@mirrors-scaled`` is baseline with mirror slots in proportion to the fleet: at
+100k nodes plain baseline's 3 x 50 slots make queues, so each node does more (its floor
+grows with it); the scaled variant keeps the work per node the same at both sizes.
+
 Per round and scenario, each in a fresh interpreter: one replication at ``--small`` nodes
 (10k) and one at ``--large`` nodes (100k), timed, the bare-SimPy floor of each (the same
 processes and timeouts, ``bench_overhead``), and the peak RSS of a worker computing the
@@ -31,7 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Figure, child, emit, report, wait_for_quiet  # noqa: E402
 
-SCENARIOS = ("baseline", "lagging_release")
+SCENARIOS = ("baseline", "lagging_release", "baseline@mirrors-scaled")
+SCALED = "@mirrors-scaled"
+"""A scenario name with this suffix gets mirror slots in proportion to the fleet
+(``mirrors.capacity`` = 5 per 1,000 nodes, baseline's 50 at 10k): the same work per
+node at every size, so its cost per node shows the code's own scaling."""
 COST_TARGET = "<= 1.2"
 MEMORY_TARGET = "<= 1.5"
 SCRIPT = "bench_scale.py"
@@ -42,7 +50,11 @@ def _child_run(scenario_name: str, nodes: int, seed: int) -> None:
     from releasesim.sim.executors import _run_one
     from releasesim.sim.world import simulate_replication
 
-    scenario = resolve_scenario(scenario_name, [f"fleet.nodes={nodes}"])
+    overrides = [f"fleet.nodes={nodes}"]
+    if scenario_name.endswith(SCALED):
+        scenario_name = scenario_name.removesuffix(SCALED)
+        overrides.append(f"mirrors.capacity={max(1, round(nodes * 5 / 1000))}")
+    scenario = resolve_scenario(scenario_name, overrides)
     if nodes > 1:  # warm-up at the empty world's size (its peak is the reference)
         _run_one(simulate_replication, resolve_scenario(scenario_name, ["fleet.nodes=1"]),
                  seed + 1, 0, None)

@@ -1,26 +1,36 @@
-"""Run the three performance benchmarks and print a table of figures against targets.
+"""Run the performance benchmarks and print every target with its median, range and floor.
 
-    .venv/bin/python benchmarks/run_all.py      (also: make bench)
+    .venv/bin/python benchmarks/run_all.py [--quick] [--markdown FILE]
+    (also: python3 tasks.py bench, make bench)
 
-Speed is measured here, never asserted in tests: each benchmark compares the model
-with a baseline measured in the same run (bare SimPy model, empty world, serial run).
-Each benchmark runs in a fresh interpreter, so one's heap (the 100k-node world) does not
-slow the next one's forked workers; the overhead and parallel ones take the best of
-alternating rounds (5 and 2).
+Speed is measured here, never asserted in tests: each benchmark compares the model with
+a floor measured in the same run (a bare SimPy model, an empty world, a serial run) in
+alternating rounds, and reports median [min-max] over at least 3 rounds, with the share
+of the CPUs other work kept busy before each round (``harness``). Each benchmark runs in
+a fresh interpreter. ``--quick`` leaves out the end-to-end run (3 x 1,000 replications,
+about 10 minutes); ``--markdown FILE`` writes the table, dated and with the machine, as
+the README quotes it.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import machine  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
-    ("bench_overhead", ["--repeat", "5"]),
-    ("bench_memory", []),
-    ("bench_parallel", ["--repeat", "2"]),
+    ("bench_overhead", []),
+    ("bench_scale", []),
+    ("bench_parallel", []),
+    ("bench_end_to_end", []),
 )
 MARK = "RESULT-JSON "
 
@@ -30,9 +40,10 @@ def _run(module: str, args: list[str]) -> dict:
         f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import {module}; "
         f"print({MARK!r} + json.dumps({module}.main({args!r}), default=str))"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{module} failed:\n{proc.stderr.strip()[-2000:]}")
     lines = proc.stdout.splitlines()
     for line in lines:
         if not line.startswith(MARK):
@@ -40,22 +51,42 @@ def _run(module: str, args: list[str]) -> dict:
     return json.loads(next(line for line in lines if line.startswith(MARK))[len(MARK):])
 
 
-def main() -> int:
-    rows = [_run(module, args) for module, args in BENCHMARKS]
+def _cell(figure: dict) -> str:
+    unit = "" if figure["unit"] == "x" else f" {figure['unit']}"
+    mark = "×" if figure["unit"] == "x" else ""
+    return (f"{figure['median']:.2f}{mark} [{figure['min']:.2f}-{figure['max']:.2f}]{unit}")
+
+
+def table(results: list[dict]) -> list[str]:
+    """The markdown table: figure, median [range], target, verdict, floor."""
+    rows = ["| figure | median [range] | target | | measured against |", "|---|---|---|---|---|"]
+    for result in results:
+        for f in result["figures"]:
+            unit = "" if f["unit"] == "x" else f" {f['unit']}"
+            target = f"{f['target'].replace('<=', '≤').replace('>=', '≥')}{unit}"
+            verdict = {True: "meets", False: "**misses**", None: ""}[f["ok"]]
+            rows.append(f"| {f['name']} | {_cell(f)} | {target} | {verdict} | {f['floor']} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="leave out the end-to-end run")
+    parser.add_argument("--markdown", type=Path, help="write the dated table here")
+    args = parser.parse_args(argv)
+    started = dt.datetime.now(dt.UTC)
+    chosen = [b for b in BENCHMARKS if not (args.quick and b[0] == "bench_end_to_end")]
+    results = [_run(module, extra) for module, extra in chosen]
+    busy = [b for r in results for b in r.get("busy", [])]
+    lines = table(results)
+    header = (f"Measured {started:%Y-%m-%d} with `python3 tasks.py bench` on {machine()}; "
+              f"other work kept {min(busy):.0%}-{max(busy):.0%} of the CPUs busy before the "
+              f"rounds." if busy else f"Measured {started:%Y-%m-%d} on {machine()}.")
     print()
-    print(f"{'benchmark':<10} {'figure':>14} {'target':>16}  ok  baseline")
-    for r in rows:
-        if r["benchmark"] == "overhead":
-            figure = f"{r['ratio']:.2f}x"
-            base = f"full {r['full_s']:.2f} s vs bare SimPy {r['bare_s']:.2f} s"
-        elif r["benchmark"] == "memory":
-            figure = f"{r['kb_per_node']:.2f} KB/node"
-            base = f"{r['full_peak_mib']:.0f} MiB vs empty world {r['empty_peak_mib']:.0f} MiB"
-        else:
-            figure = f"{r['speedup']:.2f}x"
-            base = f"serial {r['serial_s']:.2f} s vs {r['workers']} workers {r['process_s']:.2f} s"
-        ok = "yes" if r["ok"] else "NO"
-        print(f"{r['benchmark']:<10} {figure:>14} {r['target']:>16}  {ok:<3} {base}")
+    print(header)
+    print("\n".join(lines))
+    if args.markdown is not None:
+        args.markdown.write_text(header + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
 

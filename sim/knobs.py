@@ -117,7 +117,8 @@ class Knob:
 MAX_NODES = 2_000_000
 """Upper bound of ``fleet.nodes``: about 4 GB for one replication at ``NODE_BYTES`` each."""
 NODE_BYTES = 2048.0
-"""Peak memory per node of a replication (``benchmarks/bench_memory.py`` measures ~1.9 KB)."""
+"""A conservative bound on a worker's peak memory per node (``benchmarks/bench_scale.py``
+measures about 1.2-1.4 KB at 100k nodes)."""
 MAX_COMPROMISE_GROUPS = 16
 """Upper bound of ``signers.compromise_groups``: the exact weights enumerate 2^G outcomes."""
 MAX_REPLICATIONS = 1_000_000

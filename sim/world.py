@@ -201,7 +201,7 @@ def cyclic_gc_paused() -> Iterator[None]:
     events) that the collector would scan again and again as events are allocated: at
     100k nodes it took half the replication's time. The simulation makes no cyclic
     garbage worth collecting mid-run (finished events drop their callbacks; peak memory
-    is the same with the collector paused, measured by ``benchmarks/bench_memory.py``);
+    is the same with the collector paused, measured by ``benchmarks/bench_scale.py``);
     reference counting still frees everything else at once.
     """
     enabled = gc.isenabled()
