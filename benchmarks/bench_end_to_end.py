@@ -81,7 +81,7 @@ def figures(r: dict[str, Any]) -> list[Figure]:
     return [Figure(
         f"releasesim run: {r['replications']:,} replications of the "
         f"{r['nodes'] // 1000}k-node baseline, end to end", minutes, "min", TARGET_MIN,
-        f"replications {sims.text(1)}, tables and report after them {after.text(1)}; "
+        f"replications {sims.text(1)}, start-up, tables and report {after.text(1)}; "
         f"{r['workers']} workers; bare-SimPy floor of the replications {floor.text(1)}",
     )]
 

@@ -1,7 +1,7 @@
 """Benchmark: speed-up of a process pool and of a Dask cluster with 2 workers over serial.
 
 Calibrates a fleet size so that one replication takes at least ``--min-rep-s`` (0.5 s),
-then runs the same ``--replications`` (40: enough that the last replication to finish
+then runs the same ``--replications`` (24: enough that the last replication to finish
 does not decide the figure) through the runner, in each round: serially,
 on a process pool of ``--workers`` (2) and on a warm Dask ``LocalCluster`` of as many
 single-threaded worker processes (started once, before the rounds: its start-up is not a
@@ -9,7 +9,7 @@ replication's cost), in an order that rotates round by round. No run directory i
 written. Every executor's tables must equal the serial ones. Printed: each speed-up
 (serial time over the executor's, per round) as median [min-max] over ``--rounds``.
 
-    .venv/bin/python benchmarks/bench_parallel.py [--rounds 3] [--replications 40] [--no-dask]
+    .venv/bin/python benchmarks/bench_parallel.py [--rounds 5] [--replications 24] [--no-dask]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def calibrate(scenario_name: str, min_rep_s: float, seed: int) -> tuple[Any, int
         nodes = int(nodes * max(1.3, min(4.0, 1.2 * min_rep_s / max(wall, 1e-3))))
 
 
-def measure(replications: int = 40, workers: int = 2, scenario: str = "baseline",
+def measure(replications: int = 24, workers: int = 2, scenario: str = "baseline",
             min_rep_s: float = 0.5, seed: int = 1, rounds: int = 3,
             dask: bool = True) -> dict[str, Any]:
     import pandas.testing as pdt
@@ -107,11 +107,11 @@ def figures(r: dict[str, Any]) -> list[Figure]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replications", type=int, default=40)
+    parser.add_argument("--replications", type=int, default=24)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scenario", default="baseline")
     parser.add_argument("--min-rep-s", type=float, default=0.5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask cluster")
     args = parser.parse_args(argv)
     if args.rounds < 3:

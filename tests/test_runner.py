@@ -253,7 +253,8 @@ def test_good_scheduler_urls() -> None:
 
 
 @pytest.mark.parametrize(
-    "replications,workers,expected", [(1, 2, 1), (16, 2, 1), (100, 2, 7), (10_000, 2, 32)]
+    "replications,workers,expected",
+    [(1, 2, 1), (16, 2, 1), (40, 2, 1), (100, 2, 2), (1000, 2, 16), (10_000, 2, 32)],
 )
 def test_chunk_size(replications: int, workers: int, expected: int) -> None:
     assert chunk_size(replications, workers) == expected
