@@ -7,7 +7,11 @@ on a process pool of ``--workers`` (2) and on a warm Dask ``LocalCluster`` of as
 single-threaded worker processes (started once, before the rounds: its start-up is not a
 replication's cost), in an order that rotates round by round. No run directory is
 written. Every executor's tables must equal the serial ones. Printed: each speed-up
-(serial time over the executor's, per round) as median [min-max] over ``--rounds``.
+(serial time over the executor's, per round) as median [min-max] over ``--rounds``, next
+to the machine's ceiling measured in the same rounds: the same replications split
+between ``--workers`` forked processes that compute their shares alone (no pool, no
+results sent back): two replications side by side run slower than one alone on a
+machine whose CPUs share caches and memory bandwidth.
 
     .venv/bin/python benchmarks/bench_parallel.py [--rounds 5] [--replications 24] [--no-dask]
 """
@@ -26,6 +30,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Figure, report, wait_for_quiet  # noqa: E402
 
 TARGETS = {"process": ">= 1.85", "dask": ">= 1.6"}
+
+
+def _half(scenario: Any, seed: int, replications: int, part: int, parts: int) -> None:
+    from releasesim.sim.world import simulate_replication
+
+    for i in range(part, replications, parts):
+        simulate_replication(scenario, seed, i)
+
+
+def run_split(scenario: Any, seed: int, replications: int, workers: int) -> float:
+    """The machine's ceiling: ``workers`` forked processes, each computing its share of
+    the replications alone (no pool, no results sent back); wall time of the slowest."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    start = time.perf_counter()
+    procs = [context.Process(target=_half, args=(scenario, seed, replications, p, workers))
+             for p in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"a split process failed ({proc.exitcode})")
+    return time.perf_counter() - start
 
 
 def calibrate(scenario_name: str, min_rep_s: float, seed: int) -> tuple[Any, int, float]:
@@ -54,7 +83,7 @@ def measure(replications: int = 24, workers: int = 2, scenario: str = "baseline"
     resolved, nodes, rep_s = calibrate(scenario, min_rep_s, seed)
     common = {"replications": replications, "seed": seed, "progress": False, "write": False}
     cluster = None
-    executors = ["serial", "process"]
+    executors = ["serial", "split", "process"]
     if dask:
         import distributed
 
@@ -70,6 +99,9 @@ def measure(replications: int = 24, workers: int = 2, scenario: str = "baseline"
             busy.append(wait_for_quiet())
             order = executors[r % len(executors):] + executors[: r % len(executors)]
             for name in order:
+                if name == "split":
+                    times[name].append(run_split(resolved, seed, replications, workers))
+                    continue
                 extra: dict[str, Any] = {}
                 if name == "process":
                     extra = {"workers": workers}
@@ -95,13 +127,16 @@ def measure(replications: int = 24, workers: int = 2, scenario: str = "baseline"
 
 def figures(r: dict[str, Any]) -> list[Figure]:
     serial = Figure("", r["times"]["serial"], "s")
+    ceiling = Figure("", r["speedups"]["split"])
     names = {"process": "process pool", "dask": "Dask LocalCluster (warm, tasks batched)"}
     return [
         Figure(f"{r['replications']} replications of {r['nodes']:,}-node {r['scenario']}, "
                f"{names[name]} with {r['workers']} workers vs serial", values, "x",
                TARGETS[name], f"serial {serial.text()}, "
-               f"{name} {Figure('', r['times'][name], 's').text()}")
-        for name, values in r["speedups"].items()
+               f"{name} {Figure('', r['times'][name], 's').text()}; the machine's ceiling "
+               f"({r['workers']} forked processes computing their shares alone) "
+               f"{ceiling.text()}")
+        for name, values in r["speedups"].items() if name != "split"
     ]
 
 

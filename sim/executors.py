@@ -13,7 +13,8 @@ runner can show progress:
 - ``dask``: a ``dask.distributed`` Client connected to ``scheduler`` (``tcp://HOST:PORT``),
   or to a ``LocalCluster`` started (and closed) here when no scheduler is given. The
   scenario is scattered to the workers once, and replications go in chunks as on the
-  process pool (a task per replication cost a 2-worker cluster a quarter of its speed).
+  process pool (fewer round trips through the scheduler when replications are many and
+  small). A cluster's start-up costs seconds: a warm one (``scheduler``) saves it per run.
 
 Every replication is a pure function of ``(scenario, seed, replication)``, so the order
 in which results arrive never matters: the runner sorts them by replication. Results

@@ -1,10 +1,11 @@
 """The fleet: N nodes that fetch, verify, install, restart and boot-check releases.
 
 Nodes are kept small (parallel numpy arrays plus one ``MemorySlot`` per node that holds
-references to shared ``bytes``, made at the node's first update: until then the node runs
+references to shared ``bytes``, made at the node's first install: until then the node runs
 the shared previous build; no per-node dicts or history). A node's update is one
-SimPy process, started by the rollout dispatcher at the node's first poll after its
-wave was released (``releasesim.sim.rollout``):
+``NodeTask`` (``releasesim.sim.node_task``: a SimPy process without a ``Timeout`` object per
+wait, events in the same order), started by the rollout dispatcher at the node's first
+poll after its wave was released (``releasesim.sim.rollout``):
 
 1. download in rounds of up to ``1 + fleet.max_retries`` attempts, backoff
    ``backoff_base_s * backoff_factor**(j - 1)`` after the ``j``-th failed attempt of a
@@ -51,8 +52,8 @@ The per-node outcome row, the down intervals and the stakes are built once, at t
 (``releasesim.sim.fleet_results``). Every successful boot is checked against the store
 (invariant ``unapproved_boots``).
 
-Imports ``simpy``, ``numpy``, ``model``, ``sim.mirrors`` and ``sim.fleet_results``; must
-not import ``reports``.
+Imports ``simpy``, ``numpy``, ``model``, ``sim.node_task``, ``sim.release_store`` and
+``sim.fleet_results``; must not import ``reports``.
 """
 
 from __future__ import annotations

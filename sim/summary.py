@@ -210,12 +210,15 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "sim_processes",
         "count",
-        "SimPy processes started in the replication (for the benchmark's bare model).",
+        "Processes started in the replication, node updates (`NodeTask`s) included: the "
+        "process count of the benchmark's bare-SimPy floor.",
     ),
     Metric(
         "sim_timeouts",
         "count",
-        "SimPy timeouts scheduled in the replication (for the benchmark's bare model).",
+        "Modelled waits in the replication (each download, backoff, hashing, restart, "
+        "queued download request's fetch timeout, ...), whether or not the engine gives "
+        "each its own event: the timeout count of the benchmark's bare-SimPy floor.",
     ),
     Metric(
         "sim_end_s",
