@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, child, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, child, report, wait_for_quiet  # noqa: E402
 
 TARGET_MIN = "<= 4"
 
@@ -80,7 +80,7 @@ def figures(r: dict[str, Any]) -> list[Figure]:
     floor = Figure("", r["floor_s"], "s")
     return [Figure(
         f"releasesim run: {r['replications']:,} replications of the "
-        f"{r['nodes'] // 1000}k-node baseline, end to end", minutes, "min", TARGET_MIN,
+        f"{r['nodes']:,}-node baseline, end to end", minutes, "min", TARGET_MIN,
         f"replications {sims.text(1)}, start-up, tables and report {after.text(1)}; "
         f"{r['workers']} workers; bare-SimPy floor of the replications {floor.text(1)}",
     )]
@@ -92,8 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.rounds < 3:
-        parser.error("--rounds must be at least 3 (a median of fewer says little)")
+    check_rounds(parser, args.rounds)
     r = measure(args.replications, args.nodes, args.rounds)
     found = figures(r)
     print(f"end to end ({args.rounds} rounds, median [min-max]):")

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, child, emit, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, child, emit, report, wait_for_quiet  # noqa: E402
 
 TARGETS = {"lagging_release": "<= 1.5", "baseline": "<= 2.5"}
 SCRIPT = "bench_overhead.py"
@@ -105,7 +105,7 @@ def figures(results: list[dict[str, Any]]) -> list[Figure]:
     out = []
     for r in results:
         out.append(Figure(
-            f"{r['nodes'] // 1000}k-node {r['scenario']} vs its bare-SimPy floor",
+            f"{r['nodes']:,}-node {r['scenario']} vs its bare-SimPy floor",
             r["ratios"], "x", TARGETS.get(r["scenario"], ""),
             f"{r['us_per_node']:.1f} µs per node, floor {r['floor_us_per_node']:.1f} "
             f"({r['processes']:,} processes, {r['timeouts']:,} timeouts; the model "
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             _child_bare(int(rest[0]), int(rest[1]), int(rest[2]))
         return {}
-    if args.rounds < 3:
-        parser.error("--rounds must be at least 3 (a median of fewer says little)")
+    check_rounds(parser, args.rounds)
     busy: list[float] = []
     results = [measure(s, args.nodes, args.rounds, busy=busy)
                for s in (args.scenario or list(TARGETS))]

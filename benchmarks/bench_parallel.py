@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, report, wait_for_quiet  # noqa: E402
 
 TARGETS = {"process": ">= 1.85", "dask": ">= 1.6"}
 
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask cluster")
     args = parser.parse_args(argv)
-    if args.rounds < 3:
-        parser.error("--rounds must be at least 3 (a median of fewer says little)")
+    check_rounds(parser, args.rounds)
     r = measure(args.replications, args.workers, args.scenario, args.min_rep_s,
                 rounds=args.rounds, dask=not args.no_dask)
     found = figures(r)

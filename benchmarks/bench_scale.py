@@ -23,7 +23,6 @@ over that of an empty world (1 node). Figures, as median [min-max] over the roun
 from __future__ import annotations
 
 import argparse
-import gc
 import resource
 import statistics
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, child, emit, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, child, emit, report, wait_for_quiet  # noqa: E402
 
 SCENARIOS = ("baseline", "lagging_release", "baseline@mirrors-scaled")
 SCALED = "@mirrors-scaled"
@@ -67,14 +66,6 @@ def _child_run(scenario_name: str, nodes: int, seed: int) -> None:
           "timeouts": int(result.summary["sim_timeouts"])})
 
 
-def _child_bare(processes: int, timeouts: int, seed: int) -> None:
-    from bare_model import run_bare
-
-    run_bare(100, 1000, seed + 1)
-    gc.disable()
-    emit({"wall_s": run_bare(processes, timeouts, seed)})
-
-
 def measure(scenario: str, small: int, large: int, rounds: int, seed: int = 1,
             busy: list[float] | None = None) -> dict[str, Any]:
     runs: dict[int, list[dict[str, Any]]] = {small: [], large: []}
@@ -87,8 +78,8 @@ def measure(scenario: str, small: int, large: int, rounds: int, seed: int = 1,
         for nodes in sizes:
             out = child(SCRIPT, "run", scenario, str(nodes), str(seed))
             runs[nodes].append(out)
-            floor = child(SCRIPT, "bare", str(out["processes"]), str(out["timeouts"]),
-                          str(seed))
+            floor = child("bench_overhead.py", "bare", str(out["processes"]),
+                          str(out["timeouts"]), str(seed))
             floors[nodes].append(floor["wall_s"])
         empty.append(child(SCRIPT, "run", scenario, "1", str(seed))["peak_bytes"])
     cost = [(b["wall_s"] / large) / (a["wall_s"] / small)
@@ -118,14 +109,14 @@ def figures(results: list[dict[str, Any]]) -> list[Figure]:
         growth = Figure("", r["floor_ratio"])
         model = Figure("", r["cost_over_floor"])
         out.append(Figure(
-            f"{r['scenario']}: cost per node at {g // 1000}k over {s // 1000}k",
+            f"{r['scenario']}: cost per node at {g:,} over {s:,} nodes",
             r["cost_ratio"], "x", COST_TARGET,
             f"{us[s]:.1f} -> {us[g]:.1f} µs per node; the floor's own growth "
             f"{growth.text()} ({fl[s]:.1f} -> {fl[g]:.1f} µs, timeouts per node "
             f"{ev[s]:.1f} -> {ev[g]:.1f}), so the model over its floor {model.text()}",
         ))
         out.append(Figure(
-            f"{r['scenario']}: memory at {g // 1000}k nodes", r["kb_per_node"], "KB/node",
+            f"{r['scenario']}: memory at {g:,} nodes", r["kb_per_node"], "KB/node",
             MEMORY_TARGET, f"a worker's peak RSS over an empty world's "
             f"({r['empty_peak_mib']:.0f} MiB)",
         ))
@@ -137,18 +128,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--scenario", action="append", help="repeatable; default both")
+    parser.add_argument("--scenario", action="append",
+                        help=f"repeatable; default {', '.join(SCENARIOS)}")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        kind, *rest = args.child
-        if kind == "run":
-            _child_run(rest[0], int(rest[1]), int(rest[2]))
-        else:
-            _child_bare(int(rest[0]), int(rest[1]), int(rest[2]))
+        _child_run(args.child[1], int(args.child[2]), int(args.child[3]))
         return {}
-    if args.rounds < 3:
-        parser.error("--rounds must be at least 3 (a median of fewer says little)")
+    check_rounds(parser, args.rounds)
     busy: list[float] = []
     results = [measure(s, args.small, args.large, args.rounds, busy=busy)
                for s in (args.scenario or SCENARIOS)]

@@ -16,6 +16,7 @@ Imports only the standard library.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -79,6 +80,12 @@ def child(script: str, *args: str) -> dict[str, Any]:
     if line is None:
         raise SystemExit(f"{script} --child printed no result:\n{proc.stdout.strip()}")
     return json.loads(line[len(MARK):])
+
+
+def check_rounds(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """Refuse fewer than 3 rounds: a median of fewer says little."""
+    if rounds < 3:
+        parser.error("--rounds must be at least 3 (a median of fewer says little)")
 
 
 def emit(result: dict[str, Any]) -> None:
