@@ -129,7 +129,7 @@ class Fleet(FleetResults):
         self.slots: list[MemorySlot | None] = []  # sized by setup_slots
         self.previous_bytes: bytes | None = None
         self.audit = MemoryAuditLog()
-        # the recorded down intervals [start, end) of every node (``downtime_rows``)
+        # the recorded down intervals [start, end) of every node (``downtime_columns``)
         self.down_starts = array("d")
         self.down_ends = array("d")
         self.down_nodes = array("i")
