@@ -27,6 +27,7 @@ receives the replication function from the runner.
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import os
@@ -230,15 +231,19 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context()
 
 
-def _worker_signals() -> None:
-    """In a pool worker: SIGTERM ends the process (its default action).
+def _worker_init() -> None:
+    """In a pool worker: SIGTERM ends the process (its default action), and what the
+    worker inherited from the parent is frozen out of the cyclic collector's scans.
 
     A forked worker inherits the runner's SIGTERM handler (``runner.sigterm_as_exit``),
     which raises ``SystemExit``; the pool's task wrapper catches that and returns it as the
     task's result, so a terminated worker went on computing its queued chunks and an
-    interrupted run waited for them (minutes on a loaded machine).
+    interrupted run waited for them (minutes on a loaded machine). ``gc.freeze``: the
+    collector would otherwise walk the parent's whole heap (imports, earlier results)
+    between replications, touching, and so copying, pages the fork shares.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.freeze()
 
 
 def run_process(
@@ -255,7 +260,7 @@ def run_process(
     size = chunk_size(replications, workers)
     chunks = [list(range(i, min(i + size, replications))) for i in range(0, replications, size)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
-                             initializer=_worker_signals) as pool:
+                             initializer=_worker_init) as pool:
         pending: set[Future[list[Any]]] = {
             pool.submit(_run_chunk, fn, scenario, seed, chunk, keep_store) for chunk in chunks
         }
@@ -267,7 +272,7 @@ def run_process(
         except BaseException:
             # interrupted (Ctrl-C, SIGTERM, a failed replication): do not wait for the
             # chunks still running, stop their workers (SIGTERM, which ends them at once:
-            # see ``_worker_signals``). The pool then finds itself broken and fails every
+            # see ``_worker_init``). The pool then finds itself broken and fails every
             # pending future; they are not cancelled here, because the pool's manager
             # thread would crash setting an exception on a cancelled future (CPython 3.11)
             workers_alive = list(getattr(pool, "_processes", {}).values())
