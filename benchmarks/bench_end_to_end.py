@@ -27,14 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, check_rounds, child, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, child, conclude, python, wait_for_quiet  # noqa: E402
 
 TARGET_MIN = "<= 4"
-
-
-def _releasesim() -> list[str]:
-    python = os.environ.get("RELEASESIM_BENCH_PYTHON") or sys.executable
-    return [python, "-m", "releasesim"]
 
 
 def measure(replications: int = 1000, nodes: int = 10_000, rounds: int = 3,
@@ -48,9 +43,9 @@ def measure(replications: int = 1000, nodes: int = 10_000, rounds: int = 3,
         busy.append(wait_for_quiet())
         scratch = Path(tempfile.mkdtemp(prefix="releasesim-e2e-"))
         out = scratch / "run"
-        command = [*_releasesim(), "run", "baseline", "--replications", str(replications),
-                   "--seed", str(seed), "--set", f"fleet.nodes={nodes}", "--out", str(out),
-                   "--quiet"]
+        command = [python(), "-m", "releasesim", "run", "baseline",
+                   "--replications", str(replications), "--seed", str(seed),
+                   "--set", f"fleet.nodes={nodes}", "--out", str(out), "--quiet"]
         try:
             start = time.perf_counter()
             proc = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -67,7 +62,7 @@ def measure(replications: int = 1000, nodes: int = 10_000, rounds: int = 3,
         bare = child("bench_overhead.py", "bare", str(one["processes"]), str(one["timeouts"]),
                      str(seed))
         floors.append(bare["wall_s"] * replications / workers)
-    return {"benchmark": "end_to_end", "replications": replications, "nodes": nodes,
+    return {"replications": replications, "nodes": nodes,
             "rounds": rounds, "workers": workers, "total_s": totals, "simulation_s": sims,
             "after_s": [t - s for t, s in zip(totals, sims, strict=True)],
             "floor_s": floors, "busy": busy}
@@ -94,11 +89,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     check_rounds(parser, args.rounds)
     r = measure(args.replications, args.nodes, args.rounds)
-    found = figures(r)
-    print(f"end to end ({args.rounds} rounds, median [min-max]):")
-    report(found, r["busy"])
-    return {**r, "figures": [f.to_dict() for f in found],
-            "median_total_s": statistics.median(r["total_s"])}
+    busy = r.pop("busy")
+    return conclude("end_to_end", f"end to end ({args.rounds} rounds", figures(r), busy,
+                    median_total_s=statistics.median(r["total_s"]), **r)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, check_rounds, child, emit, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, child, conclude, emit, wait_for_quiet  # noqa: E402
 
 TARGETS = {"lagging_release": "<= 1.5", "baseline": "<= 2.5"}
 SCRIPT = "bench_overhead.py"
@@ -133,11 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     busy: list[float] = []
     results = [measure(s, args.nodes, args.rounds, busy=busy)
                for s in (args.scenario or list(TARGETS))]
-    found = figures(results)
-    print(f"overhead ({args.rounds} alternating rounds, median [min-max]):")
-    report(found, busy)
-    return {"benchmark": "overhead", "results": results,
-            "figures": [f.to_dict() for f in found], "busy": busy}
+    return conclude("overhead", f"overhead ({args.rounds} alternating rounds",
+                    figures(results), busy, results=results)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, check_rounds, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, conclude, wait_for_quiet  # noqa: E402
 
 TARGETS = {"process": ">= 1.85", "dask": ">= 1.6"}
 
@@ -120,7 +120,7 @@ def measure(replications: int = 24, workers: int = 2, scenario: str = "baseline"
             cluster.close()
     speedups = {name: [s / t for s, t in zip(times["serial"], times[name], strict=True)]
                 for name in executors if name != "serial"}
-    return {"benchmark": "parallel", "scenario": scenario, "nodes": nodes,
+    return {"scenario": scenario, "nodes": nodes,
             "replication_s": rep_s, "replications": replications, "workers": workers,
             "rounds": rounds, "times": times, "speedups": speedups, "busy": busy}
 
@@ -152,10 +152,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     check_rounds(parser, args.rounds)
     r = measure(args.replications, args.workers, args.scenario, args.min_rep_s,
                 rounds=args.rounds, dask=not args.no_dask)
-    found = figures(r)
-    print(f"parallel ({args.rounds} rounds, rotating order, median [min-max]):")
-    report(found, r["busy"])
-    return {**r, "figures": [f.to_dict() for f in found]}
+    busy = r.pop("busy")
+    return conclude("parallel", f"parallel ({args.rounds} rounds, rotating order",
+                    figures(r), busy, **r)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, check_rounds, child, emit, report, wait_for_quiet  # noqa: E402
+from harness import Figure, check_rounds, child, conclude, emit, wait_for_quiet  # noqa: E402
 
 SCENARIOS = ("baseline", "lagging_release", "baseline@mirrors-scaled")
 SCALED = "@mirrors-scaled"
@@ -139,11 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     busy: list[float] = []
     results = [measure(s, args.small, args.large, args.rounds, busy=busy)
                for s in (args.scenario or SCENARIOS)]
-    found = figures(results)
-    print(f"scale ({args.rounds} alternating rounds, median [min-max]):")
-    report(found, busy)
-    return {"benchmark": "scale", "results": results,
-            "figures": [f.to_dict() for f in found], "busy": busy}
+    return conclude("scale", f"scale ({args.rounds} alternating rounds", figures(results),
+                    busy, results=results)
 
 
 if __name__ == "__main__":

@@ -63,23 +63,34 @@ def wait_for_quiet(max_wait_s: float = 60.0) -> float:
     return busy
 
 
-def child(script: str, *args: str) -> dict[str, Any]:
-    """Run ``benchmarks/<script> --child args...`` in a fresh interpreter; its JSON line.
+def python() -> str:
+    """The interpreter measurements run in: this one, or ``$RELEASESIM_BENCH_PYTHON``
+    (another installation of releasesim to compare, e.g. an earlier commit's)."""
+    return os.environ.get("RELEASESIM_BENCH_PYTHON") or sys.executable
 
-    The interpreter is this one, or ``$RELEASESIM_BENCH_PYTHON`` (another installation
-    of releasesim to compare, e.g. an earlier commit's).
-    """
-    python = os.environ.get("RELEASESIM_BENCH_PYTHON") or sys.executable
-    proc = subprocess.run(
-        [python, str(HERE / script), "--child", *args],
-        capture_output=True, text=True, check=False,
-    )
+
+def run_json(command: list[str], what: str, echo: bool = False) -> dict[str, Any]:
+    """Run ``command``; the JSON of its ``MARK`` line (``emit``). ``echo`` prints its
+    other lines."""
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"{script} --child {' '.join(args)} failed:\n{proc.stderr.strip()}")
-    line = next((x for x in proc.stdout.splitlines() if x.startswith(MARK)), None)
+        raise SystemExit(f"{what} failed:\n{proc.stderr.strip()[-2000:]}")
+    lines = proc.stdout.splitlines()
+    if echo:
+        for x in lines:
+            if not x.startswith(MARK):
+                print(x, flush=True)
+    line = next((x for x in lines if x.startswith(MARK)), None)
     if line is None:
-        raise SystemExit(f"{script} --child printed no result:\n{proc.stdout.strip()}")
+        raise SystemExit(f"{what} printed no result:\n{proc.stdout.strip()}")
     return json.loads(line[len(MARK):])
+
+
+def child(script: str, *args: str) -> dict[str, Any]:
+    """Run ``benchmarks/<script> --child args...`` in a fresh interpreter (``python()``);
+    its result."""
+    return run_json([python(), str(HERE / script), "--child", *args],
+                    f"{script} --child {' '.join(args)}")
 
 
 def check_rounds(parser: argparse.ArgumentParser, rounds: int) -> None:
@@ -89,8 +100,8 @@ def check_rounds(parser: argparse.ArgumentParser, rounds: int) -> None:
 
 
 def emit(result: dict[str, Any]) -> None:
-    """A child's result, as the one line ``child`` reads."""
-    print(MARK + json.dumps(result), flush=True)
+    """A child's result, as the one line ``run_json`` reads."""
+    print(MARK + json.dumps(result, default=str), flush=True)
 
 
 @dataclass
@@ -115,17 +126,21 @@ class Figure:
         value = float(bound)
         return self.median <= value if op == "<=" else self.median >= value
 
-    def text(self, digits: int = 2) -> str:
-        """``median [min-max] unit`` over the rounds."""
+    def text(self, digits: int = 2, times: str = "x") -> str:
+        """``median [min-max] unit`` over the rounds (a ratio's unit is ``times``)."""
         lo, hi = min(self.values), max(self.values)
         unit = "" if self.unit == "x" else f" {self.unit}"
-        mark = "x" if self.unit == "x" else ""
+        mark = times if self.unit == "x" else ""
         return f"{self.median:.{digits}f}{mark} [{lo:.{digits}f}-{hi:.{digits}f}]{unit}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "median": self.median, "min": min(self.values),
                 "max": max(self.values), "values": self.values, "unit": self.unit,
                 "target": self.target, "floor": self.floor, "ok": self.meets()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Figure:
+        return cls(data["name"], data["values"], data["unit"], data["target"], data["floor"])
 
 
 def machine() -> str:
@@ -150,3 +165,13 @@ def report(figures: list[Figure], busy: list[float]) -> None:
         print(f"  {f.name}: {f.text()}{target}{verdict}" + (f"; {f.floor}" if f.floor else ""))
     if busy:
         print(f"  other work before the rounds: {min(busy):.0%}-{max(busy):.0%} of the CPUs")
+
+
+def conclude(benchmark: str, heading: str, figures: list[Figure], busy: list[float],
+             **details: Any) -> dict[str, Any]:
+    """Print ``heading`` and the figures (``report``); the benchmark's result for
+    ``run_all``: its name, details, figures and the busy shares seen."""
+    print(f"{heading}, median [min-max]):")
+    report(figures, busy)
+    return {"benchmark": benchmark, **details, "figures": [f.to_dict() for f in figures],
+            "busy": busy}

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import machine  # noqa: E402
+from harness import Figure, machine, run_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
@@ -32,29 +30,14 @@ BENCHMARKS = (
     ("bench_parallel", []),
     ("bench_end_to_end", []),
 )
-MARK = "RESULT-JSON "
 
 
 def _run(module: str, args: list[str]) -> dict:
     code = (
-        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import {module}; "
-        f"print({MARK!r} + json.dumps({module}.main({args!r}), default=str))"
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); import harness, {module}; "
+        f"harness.emit({module}.main({args!r}))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{module} failed:\n{proc.stderr.strip()[-2000:]}")
-    lines = proc.stdout.splitlines()
-    for line in lines:
-        if not line.startswith(MARK):
-            print(line, flush=True)
-    return json.loads(next(line for line in lines if line.startswith(MARK))[len(MARK):])
-
-
-def _cell(figure: dict) -> str:
-    unit = "" if figure["unit"] == "x" else f" {figure['unit']}"
-    mark = "×" if figure["unit"] == "x" else ""
-    return (f"{figure['median']:.2f}{mark} [{figure['min']:.2f}-{figure['max']:.2f}]{unit}")
+    return run_json([sys.executable, "-c", code], module, echo=True)
 
 
 def table(results: list[dict]) -> list[str]:
@@ -65,7 +48,8 @@ def table(results: list[dict]) -> list[str]:
             unit = "" if f["unit"] == "x" else f" {f['unit']}"
             target = f"{f['target'].replace('<=', '≤').replace('>=', '≥')}{unit}"
             verdict = {True: "meets", False: "**misses**", None: ""}[f["ok"]]
-            rows.append(f"| {f['name']} | {_cell(f)} | {target} | {verdict} | {f['floor']} |")
+            cell = Figure.from_dict(f).text(times="×")
+            rows.append(f"| {f['name']} | {cell} | {target} | {verdict} | {f['floor']} |")
     return rows
 
 

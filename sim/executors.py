@@ -331,11 +331,11 @@ def run_dask(
                     f"cannot connect to the Dask scheduler at {scheduler}: "
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 ) from None
+        connected = len(client.scheduler_info().get("workers", {}))
         if info is not None:
-            info["workers"] = len(client.scheduler_info().get("workers", {}))
+            info["workers"] = connected
         remote = [i for i in range(replications) if not (keep_store is not None and i == 0)]
-        count = max(1, len(client.scheduler_info().get("workers", {})) or (workers or 1))
-        size = chunk_size(len(remote), count)
+        size = chunk_size(len(remote), connected or workers or 1)
         # the scenario travels once to every worker, not with each task
         shared = client.scatter(scenario, broadcast=True, hash=False) if remote else None
         futures = [

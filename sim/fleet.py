@@ -309,13 +309,10 @@ class Fleet(FleetResults):
                 transfer = megabits / bandwidth_sample()
                 up = t0 >= mirror.down_until  # a down mirror refuses once the request is there
                 need = lat + transfer if up else lat
-                if need < budget:  # never past the fetch timeout
-                    if need > 0:
-                        world.n_timeouts += 1
-                        yield need
-                elif budget > 0:
+                wait = need if need < budget else budget  # never past the fetch timeout
+                if wait > 0:
                     world.n_timeouts += 1
-                    yield budget
+                    yield wait
                 ok = up and need <= budget and not mirror.outage_between(t0, env.now)
                 # free the slot: hand it to the first request still queued
                 if not (mirror.waiting and mirror.grant_next()):

@@ -134,7 +134,5 @@ class FleetResults:
 
 
 def _columns(names: tuple[str, ...], arrays: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
-    """``{name: array}`` in table order; every table column exactly once."""
-    if len(names) != len(arrays):
-        raise AssertionError(f"{len(arrays)} arrays for the {len(names)} columns {names}")
+    """``{name: array}`` in table order; every table column exactly once (``zip`` checks)."""
     return dict(zip(names, arrays, strict=True))

@@ -75,24 +75,24 @@ class NodeTask:
 
     def start(self, generator: NodeGenerator) -> NodeTask:
         """Drive ``generator`` (which may hold this task, to park itself) from now on."""
-        env = self.env
         self.generator = generator
-        self.callbacks = _RESUME
-        heappush(env._queue, (env._now, URGENT, next(env._eid), self))
+        self._schedule(0, URGENT, None)
         return self
 
     def wake(self, value: Any) -> None:
         """Resume the parked generator with ``value`` at this instant (``Event.succeed``)."""
-        env = self.env
-        self._value = value
-        self.callbacks = _RESUME
-        heappush(env._queue, (env._now, NORMAL, next(env._eid), self))
+        self._schedule(0, NORMAL, value)
 
     def sleep(self, delay: float, priority: EventPriority) -> None:
         """Wake the task (parked next) after ``delay`` with ``priority``: the entry a
         ``Timeout`` with that priority, made now, would have."""
+        self._schedule(delay, priority, None)
+
+    def _schedule(self, delay: float, priority: EventPriority, value: Any) -> None:
+        """Put the task on the queue: ``Environment.schedule``'s entry for this event
+        (``send`` inlines it for an ordinary wait, the hot path)."""
         env = self.env
-        self._value = None
+        self._value = value
         self.callbacks = _RESUME
         heappush(env._queue, (env._now + delay, priority, next(env._eid), self))
 
@@ -117,7 +117,7 @@ class NodeTask:
                     return
                 value = target._value  # already processed: go on at once, as SimPy does
                 continue
-            if target is not PARKED:
+            if target is not PARKED:  # a wait: ``_schedule(target, NORMAL, None)``, inlined
                 if target < 0:
                     raise ValueError(f"Negative delay {target}")
                 env = self.env

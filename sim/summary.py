@@ -380,7 +380,7 @@ def summarise(world: World) -> dict[str, float | int | bool]:
     row["fetch_attempts_total"] = int(np.sum(fleet.fetch_attempts))
     row["fetch_failures"] = int(np.sum(fleet.fetch_failures))
     row["corrupt_downloads_caught"] = int(np.sum(fleet.corrupt))
-    row["fetch_gave_up"] = int(np.count_nonzero(np.frombuffer(fleet.gave_up, dtype=np.uint8)))
+    row["fetch_gave_up"] = fleet.gave_up.count(1)
     row["fetch_rounds_total"] = int(np.sum(fleet.fetch_rounds))
     tried = fleet.release_fetch_nodes  # the release only: a malicious build's fetches differ
     row["mean_fetch_attempts"] = fleet.release_fetch_attempts / tried if tried else NAN
